@@ -1,0 +1,81 @@
+"""The collector's ASGI application: `create_app(settings)` wires store, writer and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from collector.api import health, lineage_ingest, marquez
+from collector.api.deps import Services
+from collector.api.errors import (
+    ApiError,
+    api_error_handler,
+    http_error_handler,
+    request_validation_handler,
+)
+from collector.api.responses import JSONResponse
+from collector.settings import Settings
+from collector.store.engine import make_engine
+from collector.store.migrate import upgrade
+from collector.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The collector for these settings; the store is migrated and the writer started at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        writer_engine = make_engine(settings.database_url, writer=True)
+        upgrade(writer_engine)
+        writer = Writer(writer_engine)
+        writer.start()
+        app.state.services = Services(settings=settings, engine=engine, writer=writer)
+        log.info("store ready: %s", engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            writer.stop()
+            writer_engine.dispose()
+            engine.dispose()
+
+    app = FastAPI(
+        title="pipewarden",
+        summary="Governance and observability sidecar for existing data pipelines",
+        version="0.1.0",
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    for router in (lineage_ingest.router, marquez.router, health.router):
+        app.include_router(router)
+    app.add_middleware(EncodedPathMiddleware)
+    return app
+
+
+class EncodedPathMiddleware:
+    """Route `/api/v1` on the path as sent, so an encoded `/` inside a name stays in its segment.
+
+    Routes then decode each name parameter themselves.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/v1/"):
+            raw: Any = scope.get("raw_path")
+            if raw:
+                scope = dict(scope, path=raw.decode("latin-1").split("?", 1)[0])
+        await self.app(scope, receive, send)

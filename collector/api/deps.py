@@ -1,0 +1,23 @@
+"""What routes get from the running app: settings, engine and writer, set up by create_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import Engine
+
+from collector.settings import Settings
+from collector.writer import Writer
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    writer: Writer
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

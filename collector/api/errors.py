@@ -1,0 +1,53 @@
+"""One shape for every error the API answers: the status, a sentence, and per-field problems."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from collector.api.responses import JSONResponse
+from collector.openlineage import FieldProblem
+
+
+class ApiError(Exception):
+    """An answer other than success, for the client to read and act on."""
+
+    def __init__(self, status: int, message: str, problems: Sequence[FieldProblem] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = list(problems)
+
+
+def error_body(
+    status: int, message: str, problems: Sequence[FieldProblem] = ()
+) -> dict[str, object]:
+    return {
+        "code": status,
+        "message": message,
+        "errors": [problem.model_dump() for problem in problems],
+    }
+
+
+async def api_error_handler(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return JSONResponse(error_body(error.status, error.message, error.problems), error.status)
+
+
+async def http_error_handler(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    return JSONResponse(error_body(error.status_code, str(error.detail)), error.status_code)
+
+
+async def request_validation_handler(_request: Request, error: Exception) -> JSONResponse:
+    """Bad query or path parameters: 400 naming the parameter."""
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        FieldProblem(field=".".join(str(part) for part in item["loc"]), problem=item["msg"])
+        for item in error.errors()
+    ]
+    message = "; ".join(f"{p.field}: {p.problem}" for p in problems)
+    return JSONResponse(error_body(400, message, problems), 400)

@@ -1,0 +1,127 @@
+"""`POST /api/v1/lineage` (one event, as Marquez takes it) and `POST /api/v1/lineage/batch`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from collector.api.body import read_body
+from collector.api.deps import Services, services
+from collector.api.errors import ApiError
+from collector.api.responses import JSONResponse
+from collector.ingest import Incoming, Outcome, prepare
+from collector.openlineage import InvalidEvent, json_type
+from collector.writer import StoreFailed
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+
+class Stored(BaseModel):
+    status: Outcome
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: str
+    error: str | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[ItemResult]
+
+
+@router.post("/lineage", status_code=201, response_model=Stored)
+async def post_lineage(
+    request: Request, app: Annotated[Services, Depends(services)]
+) -> JSONResponse:
+    """Store one OpenLineage event. A duplicate is stored once and answered 201 again."""
+    document = decode_json(await read_body(request, app.settings.max_body_bytes))
+    if not isinstance(document, dict):
+        raise ApiError(
+            400,
+            f"the body must be one OpenLineage event (a JSON object), not {json_type(document)}",
+        )
+    try:
+        incoming = prepare(document)
+    except InvalidEvent as invalid:
+        raise ApiError(
+            422, f"the event breaks the OpenLineage spec: {invalid}", invalid.problems
+        ) from None
+    (outcome,) = await app.writer.submit([incoming])
+    if isinstance(outcome, StoreFailed):
+        raise ApiError(500, f"the event could not be stored: {outcome}")
+    return JSONResponse({"status": outcome.value}, 201)
+
+
+@router.post("/lineage/batch", response_model=BatchResult)
+async def post_lineage_batch(
+    request: Request, app: Annotated[Services, Depends(services)]
+) -> JSONResponse:
+    """Store many events: a JSON array, or NDJSON (one event per line).
+
+    Each event is judged on its own: an invalid one is reported and the others stored.
+    """
+    body = await read_body(request, app.settings.max_body_bytes)
+    items = split_batch(body)
+    if len(items) > app.settings.max_batch_events:
+        raise ApiError(
+            413,
+            f"the batch has {len(items)} events; the limit is {app.settings.max_batch_events}",
+        )
+    results: list[dict[str, Any]] = [
+        {"index": i, "status": "", "error": None} for i in range(len(items))
+    ]
+    valid: list[tuple[int, Incoming]] = []
+    for index, item in enumerate(items):
+        try:
+            if isinstance(item, ApiError):
+                raise item
+            valid.append((index, prepare(item)))
+        except (InvalidEvent, ApiError) as error:
+            results[index] |= {"status": Outcome.INVALID.value, "error": str(error)}
+    outcomes = await app.writer.submit([incoming for _, incoming in valid]) if valid else []
+    for (index, _), outcome in zip(valid, outcomes, strict=True):
+        if isinstance(outcome, StoreFailed):
+            results[index] |= {"status": "failed", "error": str(outcome)}
+        else:
+            results[index]["status"] = outcome.value
+    return JSONResponse({"results": results})
+
+
+def decode_json(body: bytes, what: str = "the body") -> Any:
+    """The decoded JSON, or a 400 that says why it cannot be read."""
+    if not body.strip():
+        raise ApiError(400, f"{what} is empty: send an OpenLineage event as JSON")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"{what} is not valid UTF-8 (at byte {error.start})") from None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, f"{what} is not valid JSON: {error}") from None
+
+
+def split_batch(body: bytes) -> list[Any]:
+    """The batch's items: decoded documents, or an ApiError for an NDJSON line that is not JSON."""
+    stripped = body.lstrip()
+    if stripped.startswith(b"["):
+        items = decode_json(body)
+        assert isinstance(items, list)
+        return items
+    if stripped.startswith(b"{"):
+        lines = enumerate(body.splitlines(), 1)
+        return [_decode_line(line, number) for number, line in lines if line.strip()]
+    if not stripped:
+        raise ApiError(400, "the body is empty: send a JSON array of events or NDJSON")
+    raise ApiError(400, "a batch is a JSON array of events or NDJSON (one event per line)")
+
+
+def _decode_line(line: bytes, number: int) -> Any:
+    try:
+        return decode_json(line, f"line {number}")
+    except ApiError as error:
+        return error

@@ -1,0 +1,462 @@
+"""From a decoded OpenLineage event to stored facts: validate → dedupe → store → derive.
+
+`prepare` is pure CPU work (validation, hashing) done before the writer is involved;
+`store` runs inside the writer's transaction, so the raw event and everything derived
+from it are committed together. Derivation depends on event time only, never on arrival
+order: COMPLETE before START, or a late START, ends in the same state as in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import Connection
+
+from collector.openlineage import (
+    ColumnLineageDatasetFacet,
+    ColumnLineageField,
+    Dataset,
+    DatasetEvent,
+    Event,
+    EventType,
+    InputDataset,
+    InputField,
+    Job,
+    JobEvent,
+    OutputDataset,
+    RunEvent,
+    StatisticsFacet,
+    parse_event,
+)
+from collector.store import writes
+from collector.store.tables import datasets, jobs, run_io, runs
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A validated event with the exact JSON that will be stored and its content hash."""
+
+    event: Event
+    document: dict[str, Any]
+    payload: str
+    content_hash: str
+
+
+def prepare(document: Any) -> Incoming:
+    """Validate a decoded JSON document; raises `InvalidEvent` naming field and problem."""
+    event = parse_event(document)
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return Incoming(
+        event=event,
+        document=document,
+        payload=orjson.dumps(document).decode(),
+        content_hash=hashlib.sha256(canonical).hexdigest(),
+    )
+
+
+def store(connection: Connection, incoming: Incoming, received_at: datetime) -> Outcome:
+    """Store one event and derive from it, in the caller's transaction."""
+    if not writes.insert_event(connection, _event_row(incoming, received_at)):
+        return Outcome.DUPLICATE
+    event, document = incoming.event, incoming.document
+    if isinstance(event, RunEvent):
+        _derive_run_event(connection, event, document)
+    elif isinstance(event, JobEvent):
+        _derive_job_event(connection, event, document)
+    else:
+        _derive_dataset_event(connection, event, document)
+    return Outcome.STORED
+
+
+def _event_row(incoming: Incoming, received_at: datetime) -> dict[str, Any]:
+    event = incoming.event
+    row: dict[str, Any] = {
+        "content_hash": incoming.content_hash,
+        "event_time": event.eventTime,
+        "received_at": received_at,
+        "payload": incoming.payload,
+        "run_key": None,
+        "run_uuid": None,
+        "event_type": None,
+    }
+    if isinstance(event, RunEvent):
+        event_type = event.eventType.value if event.eventType else ""
+        row |= {
+            "kind": "run",
+            "namespace": event.job.namespace,
+            "name": event.job.name,
+            "run_uuid": event.run.runId,
+            "event_type": event.eventType.value if event.eventType else None,
+            "run_key": f"{event.run.runId}|{event_type}|{event.eventTime.isoformat()}",
+        }
+    elif isinstance(event, JobEvent):
+        row |= {"kind": "job", "namespace": event.job.namespace, "name": event.job.name}
+    else:
+        row |= {
+            "kind": "dataset",
+            "namespace": event.dataset.namespace,
+            "name": event.dataset.name,
+        }
+    return row
+
+
+# --- facets ---------------------------------------------------------------------------
+
+
+def merge_facets(
+    stored: dict[str, Any], stored_time: datetime, incoming: dict[str, Any], at: datetime
+) -> tuple[dict[str, Any], datetime]:
+    """Facets after an event at `at`: a newer event's facets win, an older one only fills gaps.
+
+    A facet sent with `_deleted: true` by the newer event removes it.
+    """
+    if not incoming:
+        return stored, stored_time
+    if at >= stored_time:
+        merged = stored | incoming
+        deleted = [key for key, facet in incoming.items() if _is_deleted(facet)]
+        for key in deleted:
+            merged.pop(key, None)
+        return merged, at
+    older = {key: facet for key, facet in incoming.items() if not _is_deleted(facet)}
+    return older | stored, stored_time
+
+
+def _is_deleted(facet: Any) -> bool:
+    return isinstance(facet, dict) and facet.get("_deleted") is True
+
+
+def _facets_of(raw: Any, key: str = "facets") -> dict[str, Any]:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+# --- run events -----------------------------------------------------------------------
+
+# Marquez's run states, and how strongly an event type decides the state: a terminal
+# event outranks START/RUNNING whatever order they arrive in.
+_STATE_OF: dict[EventType | None, tuple[str, int]] = {
+    EventType.START: ("RUNNING", 1),
+    EventType.RUNNING: ("RUNNING", 1),
+    EventType.COMPLETE: ("COMPLETED", 2),
+    EventType.FAIL: ("FAILED", 2),
+    EventType.ABORT: ("ABORTED", 2),
+}
+_NO_STATE = ("NEW", 0)
+
+
+def _derive_run_event(connection: Connection, event: RunEvent, document: dict[str, Any]) -> None:
+    at = event.eventTime
+    job_id = _derive_job(connection, event.job, document["job"], at)
+    run_uuid = event.run.runId
+    _derive_run(connection, event, _facets_of(document["run"]), job_id)
+    dataset_ids: dict[tuple[str, str], int] = {}
+    for dataset, raw in zip(event.inputs, document.get("inputs") or [], strict=True):
+        dataset_id = _derive_dataset(connection, dataset, raw, at, run_uuid, dataset_ids)
+        _derive_io(connection, job_id, run_uuid, dataset_id, "input", dataset, raw, at)
+    for output, raw in zip(event.outputs, document.get("outputs") or [], strict=True):
+        dataset_id = _derive_dataset(connection, output, raw, at, run_uuid, dataset_ids)
+        _derive_io(connection, job_id, run_uuid, dataset_id, "output", output, raw, at)
+        if event.eventType is EventType.COMPLETE:
+            _mark_modified(connection, dataset_id, at)
+        lineage = output.facets.columnLineage
+        if lineage is not None:
+            edges = _column_edges(connection, lineage, at, run_uuid, dataset_ids)
+            writes.replace_column_edges(connection, job_id, dataset_id, edges, at)
+
+
+def _derive_run(
+    connection: Connection, event: RunEvent, raw_facets: dict[str, Any], job_id: int
+) -> None:
+    at = event.eventTime
+    state, rank = _STATE_OF.get(event.eventType, _NO_STATE)
+    row, _ = writes.lock_run(
+        connection,
+        event.run.runId,
+        {
+            "job_id": job_id,
+            "state": state,
+            "state_rank": rank,
+            "state_time": at,
+            "created_at": at,
+            "updated_at": at,
+            "facets": {},
+            "facets_time": at,
+        },
+    )
+    changes: dict[str, Any] = {
+        "created_at": min(row.created_at, at),
+        "updated_at": max(row.updated_at, at),
+    }
+    started_at, ended_at = row.started_at, row.ended_at
+    if event.eventType in (EventType.START, EventType.RUNNING):
+        started_at = at if started_at is None else min(started_at, at)
+    if (rank, at) >= (row.state_rank, row.state_time):
+        changes |= {"state": state, "state_rank": rank, "state_time": at}
+        if rank == 2:
+            ended_at = at
+    if started_at is not None and ended_at is not None:
+        changes["duration_ms"] = max(0, int((ended_at - started_at).total_seconds() * 1000))
+    changes |= {"started_at": started_at, "ended_at": ended_at}
+
+    facets, facets_time = merge_facets(row.facets, row.facets_time, raw_facets, at)
+    changes |= {"facets": facets, "facets_time": facets_time}
+    run_facets = event.run.facets
+    if at >= row.facets_time or row.nominal_start_time is None:
+        if run_facets.nominalTime is not None:
+            changes["nominal_start_time"] = run_facets.nominalTime.nominalStartTime
+            changes["nominal_end_time"] = run_facets.nominalTime.nominalEndTime
+        if run_facets.parent is not None:
+            changes["parent_run_uuid"] = run_facets.parent.run.runId
+        if run_facets.errorMessage is not None:
+            changes["error_message"] = run_facets.errorMessage.message
+    writes.update_row(connection, runs, runs.c.uuid == event.run.runId, **changes)
+
+
+def _derive_io(
+    connection: Connection,
+    job_id: int,
+    run_uuid: UUID,
+    dataset_id: int,
+    direction: str,
+    dataset: InputDataset | OutputDataset,
+    raw: dict[str, Any],
+    at: datetime,
+) -> None:
+    if isinstance(dataset, InputDataset):
+        io_facets = _facets_of(raw, "inputFacets")
+        statistics: StatisticsFacet | None = dataset.inputFacets.inputStatistics
+        assertions = dataset.inputFacets.dataQualityAssertions
+    else:
+        io_facets = _facets_of(raw, "outputFacets")
+        statistics = dataset.outputFacets.outputStatistics
+        assertions = None
+    row = writes.lock_run_io(connection, run_uuid, dataset_id, direction, at)
+    facets, facets_time = merge_facets(row.facets, row.event_time, io_facets, at)
+    newer = at >= row.event_time
+    counts: dict[str, int | None] = {"row_count": None, "bytes": None, "file_count": None}
+    if statistics is not None:
+        counts = {
+            "row_count": statistics.rowCount,
+            "bytes": statistics.size,
+            "file_count": statistics.fileCount,
+        }
+    for column, value in counts.items():
+        stored = getattr(row, column)
+        counts[column] = value if value is not None and (newer or stored is None) else stored
+    writes.update_row(
+        connection,
+        run_io,
+        (run_io.c.run_uuid == run_uuid)
+        & (run_io.c.dataset_id == dataset_id)
+        & (run_io.c.direction == direction),
+        facets=facets,
+        event_time=facets_time,
+        **counts,
+    )
+    writes.touch_job_io(connection, job_id, dataset_id, direction, at)
+    rows = []
+    for facet in (assertions, dataset.facets.dataQualityAssertions):
+        for assertion in facet.assertions if facet else []:
+            rows.append(
+                {
+                    "run_uuid": run_uuid,
+                    "dataset_id": dataset_id,
+                    "assertion": assertion.assertion,
+                    "column_name": assertion.column or "",
+                    "success": assertion.success,
+                    "severity": assertion.severity,
+                    "name": assertion.name,
+                    "description": assertion.description,
+                    "event_time": at,
+                }
+            )
+    writes.upsert_assertions(connection, rows)
+
+
+def _mark_modified(connection: Connection, dataset_id: int, at: datetime) -> None:
+    row = connection.execute(
+        datasets.select().where(datasets.c.id == dataset_id).with_for_update()
+    ).one()
+    if row.last_modified_at is None or row.last_modified_at < at:
+        writes.update_row(connection, datasets, datasets.c.id == dataset_id, last_modified_at=at)
+
+
+def _column_edges(
+    connection: Connection,
+    lineage: ColumnLineageDatasetFacet,
+    at: datetime,
+    run_uuid: UUID,
+    dataset_ids: dict[tuple[str, str], int],
+) -> list[dict[str, Any]]:
+    """Edge rows from a columnLineage facet, one per input field and transformation."""
+    edges: dict[tuple[Any, ...], dict[str, Any]] = {}
+    targets: list[tuple[str, list[InputField], ColumnLineageField | None]] = [
+        (name, spec.inputFields, spec) for name, spec in lineage.fields.items()
+    ]
+    targets.append(("", lineage.dataset, None))
+    for out_field, input_fields, spec in targets:
+        for source in input_fields:
+            in_id = _dataset_id(connection, source.namespace, source.name, at, dataset_ids)
+            for kind, subtype, description, masking in _transformations(source, spec):
+                row = {
+                    "out_field": out_field,
+                    "in_dataset_id": in_id,
+                    "in_field": source.field,
+                    "type": kind,
+                    "subtype": subtype,
+                    "description": description,
+                    "masking": masking,
+                    "source": "facet",
+                    "run_uuid": run_uuid,
+                }
+                edges[(out_field, in_id, source.field, kind, subtype)] = row
+    return list(edges.values())
+
+
+def _transformations(
+    source: InputField, spec: ColumnLineageField | None
+) -> list[tuple[str, str, str | None, bool]]:
+    if source.transformations:
+        return [
+            (t.type.upper(), (t.subtype or "").upper(), t.description, bool(t.masking))
+            for t in source.transformations
+        ]
+    # Before columnLineage 1-2-0 a field carried one transformationType / description.
+    legacy = ((spec and spec.transformationType) or "").upper()
+    description = spec.transformationDescription if spec else None
+    if legacy in {"IDENTITY", "TRANSFORMATION", "AGGREGATION"}:
+        return [("DIRECT", legacy, description, False)]
+    return [("DIRECT", "", description, legacy == "MASKED")]
+
+
+# --- jobs and datasets ----------------------------------------------------------------
+
+
+def _derive_job(connection: Connection, job: Job, raw: dict[str, Any], at: datetime) -> int:
+    writes.ensure_namespace(connection, job.namespace, at)
+    row, _ = writes.lock_job(
+        connection,
+        job.namespace,
+        job.name,
+        {"created_at": at, "updated_at": at, "facets": {}, "facets_time": at},
+    )
+    facets, facets_time = merge_facets(row.facets, row.facets_time, _facets_of(raw), at)
+    changes: dict[str, Any] = {
+        "created_at": min(row.created_at, at),
+        "updated_at": max(row.updated_at, at),
+        "facets": facets,
+        "facets_time": facets_time,
+    }
+    if facets_time == at:
+        if job.facets.jobType is not None:
+            changes["type"] = job.facets.jobType.processingType.upper()
+        if job.facets.documentation is not None:
+            changes["description"] = job.facets.documentation.description
+        location = facets.get("sourceCodeLocation")
+        if isinstance(location, dict) and isinstance(location.get("url"), str):
+            changes["location"] = location["url"]
+    writes.update_row(connection, jobs, jobs.c.id == row.id, **changes)
+    return int(row.id)
+
+
+def _dataset_id(
+    connection: Connection,
+    namespace: str,
+    name: str,
+    at: datetime,
+    known: dict[tuple[str, str], int],
+) -> int:
+    """The id of a dataset named only by reference (column lineage), created if new."""
+    if (namespace, name) not in known:
+        writes.ensure_namespace(connection, namespace, at)
+        row, _ = writes.lock_dataset(
+            connection,
+            namespace,
+            name,
+            {"created_at": at, "updated_at": at, "facets": {}, "facets_time": at},
+        )
+        known[(namespace, name)] = int(row.id)
+    return known[(namespace, name)]
+
+
+def _derive_dataset(
+    connection: Connection,
+    dataset: Dataset,
+    raw: dict[str, Any],
+    at: datetime,
+    run_uuid: UUID | None,
+    known: dict[tuple[str, str], int],
+) -> int:
+    writes.ensure_namespace(connection, dataset.namespace, at)
+    row, _ = writes.lock_dataset(
+        connection,
+        dataset.namespace,
+        dataset.name,
+        {"created_at": at, "updated_at": at, "facets": {}, "facets_time": at},
+    )
+    known[(dataset.namespace, dataset.name)] = int(row.id)
+    facets, facets_time = merge_facets(row.facets, row.facets_time, _facets_of(raw), at)
+    changes: dict[str, Any] = {
+        "created_at": min(row.created_at, at),
+        "updated_at": max(row.updated_at, at),
+        "facets": facets,
+        "facets_time": facets_time,
+    }
+    if facets_time == at:
+        if dataset.facets.dataSource is not None and dataset.facets.dataSource.name:
+            changes["source_name"] = dataset.facets.dataSource.name
+        if dataset.facets.documentation is not None:
+            changes["description"] = dataset.facets.documentation.description
+    writes.update_row(connection, datasets, datasets.c.id == row.id, **changes)
+    schema = dataset.facets.schema_
+    if schema is not None:
+        raw_fields = _facets_of(raw)["schema"].get("fields") or []
+        writes.record_schema(
+            connection, int(row.id), fields_hash(raw_fields), raw_fields, at, run_uuid
+        )
+    return int(row.id)
+
+
+def fields_hash(fields: list[Any]) -> str:
+    """A schema's identity: names and types of its fields, nested ones included, in order."""
+
+    def shape(items: list[Any]) -> list[Any]:
+        return [
+            [item.get("name"), item.get("type"), shape(item.get("fields") or [])]
+            for item in items
+            if isinstance(item, dict)
+        ]
+
+    return hashlib.sha256(orjson.dumps(shape(fields))).hexdigest()
+
+
+def _derive_job_event(connection: Connection, event: JobEvent, document: dict[str, Any]) -> None:
+    at = event.eventTime
+    job_id = _derive_job(connection, event.job, document["job"], at)
+    known: dict[tuple[str, str], int] = {}
+    for direction, items, raws in (
+        ("input", event.inputs, document.get("inputs") or []),
+        ("output", event.outputs, document.get("outputs") or []),
+    ):
+        for dataset, raw in zip(items, raws, strict=True):
+            dataset_id = _derive_dataset(connection, dataset, raw, at, None, known)
+            writes.touch_job_io(connection, job_id, dataset_id, direction, at)
+
+
+def _derive_dataset_event(
+    connection: Connection, event: DatasetEvent, document: dict[str, Any]
+) -> None:
+    _derive_dataset(connection, event.dataset, document["dataset"], event.eventTime, None, {})

@@ -1,0 +1,356 @@
+"""Pydantic models of OpenLineage 2-0-2 events and of the facets pipewarden reads.
+
+The models validate what the spec requires and type what the collector derives from;
+everything else (unknown facets, unknown fields) is allowed through untouched, because
+the raw event is stored as it came and read back as it came.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S*$")
+
+
+def _require_uri(value: object) -> object:
+    if isinstance(value, str) and not _URI.match(value):
+        raise ValueError("must be a URI with a scheme, such as https://…")
+    return value
+
+
+def _parse_datetime(value: object) -> object:
+    """Accept an ISO-8601 date-time string only: no bare dates, no epoch numbers.
+
+    A timestamp without an offset is read as UTC.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        if len(value) < 16 or value[10] not in "Tt ":
+            raise ValueError("must be an ISO-8601 date-time such as 2024-05-01T02:00:00Z")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO-8601 date-time such as 2024-05-01T02:00:00Z") from None
+    else:
+        raise ValueError("must be an ISO-8601 date-time string")
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+Uri = Annotated[str, BeforeValidator(_require_uri)]
+DateTime = Annotated[datetime, BeforeValidator(_parse_datetime)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _Open(BaseModel):
+    """A spec object: extra fields are allowed and kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+
+class Facet(_Open):
+    """Every facet names its producer and its schema."""
+
+    producer: Uri = Field(alias="_producer")
+    schema_url: Uri = Field(alias="_schemaURL")
+    deleted: bool | None = Field(default=None, alias="_deleted")
+
+
+# --- dataset facets -------------------------------------------------------------------
+
+
+class SchemaField(_Open):
+    name: NonEmpty
+    type: str | None = None
+    description: str | None = None
+    ordinal_position: int | None = None
+    fields: list[SchemaField] = Field(default_factory=list)
+
+
+class SchemaDatasetFacet(Facet):
+    fields: list[SchemaField] = Field(default_factory=list)
+
+
+class Transformation(_Open):
+    type: NonEmpty
+    subtype: str | None = None
+    description: str | None = None
+    masking: bool | None = None
+
+
+class InputField(_Open):
+    namespace: NonEmpty
+    name: NonEmpty
+    field: NonEmpty
+    transformations: list[Transformation] = Field(default_factory=list)
+
+
+class ColumnLineageField(_Open):
+    inputFields: list[InputField]
+    transformationDescription: str | None = None
+    transformationType: str | None = None
+
+
+class ColumnLineageDatasetFacet(Facet):
+    fields: dict[str, ColumnLineageField]
+    dataset: list[InputField] = Field(default_factory=list)
+
+
+class Assertion(_Open):
+    assertion: NonEmpty
+    success: bool
+    column: str | None = None
+    severity: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+class DataQualityAssertionsDatasetFacet(Facet):
+    assertions: list[Assertion]
+
+
+class DatasourceDatasetFacet(Facet):
+    name: str | None = None
+    uri: str | None = None
+
+
+class DocumentationFacet(Facet):
+    description: str
+
+
+class DatasetFacets(_Open):
+    __pydantic_extra__: dict[str, Facet] = Field(init=False)
+
+    schema_: SchemaDatasetFacet | None = Field(default=None, alias="schema")
+    columnLineage: ColumnLineageDatasetFacet | None = None
+    dataQualityAssertions: DataQualityAssertionsDatasetFacet | None = None
+    dataSource: DatasourceDatasetFacet | None = None
+    documentation: DocumentationFacet | None = None
+
+
+class StatisticsFacet(Facet):
+    rowCount: int | None = Field(default=None, ge=0)
+    size: int | None = Field(default=None, ge=0)
+    fileCount: int | None = Field(default=None, ge=0)
+
+
+class InputDatasetFacets(_Open):
+    __pydantic_extra__: dict[str, Facet] = Field(init=False)
+
+    inputStatistics: StatisticsFacet | None = None
+    dataQualityAssertions: DataQualityAssertionsDatasetFacet | None = None
+
+
+class OutputDatasetFacets(_Open):
+    __pydantic_extra__: dict[str, Facet] = Field(init=False)
+
+    outputStatistics: StatisticsFacet | None = None
+
+
+class Dataset(_Open):
+    namespace: NonEmpty
+    name: NonEmpty
+    facets: DatasetFacets = Field(default_factory=DatasetFacets)
+
+
+class InputDataset(Dataset):
+    inputFacets: InputDatasetFacets = Field(default_factory=InputDatasetFacets)
+
+
+class OutputDataset(Dataset):
+    outputFacets: OutputDatasetFacets = Field(default_factory=OutputDatasetFacets)
+
+
+# --- job facets -----------------------------------------------------------------------
+
+
+class SQLJobFacet(Facet):
+    query: str
+    dialect: str | None = None
+
+
+class JobTypeJobFacet(Facet):
+    processingType: NonEmpty
+    integration: NonEmpty
+    jobType: str | None = None
+
+
+class JobFacets(_Open):
+    __pydantic_extra__: dict[str, Facet] = Field(init=False)
+
+    sql: SQLJobFacet | None = None
+    jobType: JobTypeJobFacet | None = None
+    documentation: DocumentationFacet | None = None
+
+
+class Job(_Open):
+    namespace: NonEmpty
+    name: NonEmpty
+    facets: JobFacets = Field(default_factory=JobFacets)
+
+
+# --- run facets -----------------------------------------------------------------------
+
+
+class ParentRun(_Open):
+    runId: UUID
+
+
+class ParentJob(_Open):
+    namespace: NonEmpty
+    name: NonEmpty
+
+
+class ParentRunFacet(Facet):
+    run: ParentRun
+    job: ParentJob
+
+
+class NominalTimeRunFacet(Facet):
+    nominalStartTime: DateTime
+    nominalEndTime: DateTime | None = None
+
+
+class ErrorMessageRunFacet(Facet):
+    message: str
+    programmingLanguage: str
+    stackTrace: str | None = None
+
+
+class RunFacets(_Open):
+    __pydantic_extra__: dict[str, Facet] = Field(init=False)
+
+    parent: ParentRunFacet | None = None
+    nominalTime: NominalTimeRunFacet | None = None
+    errorMessage: ErrorMessageRunFacet | None = None
+
+
+class Run(_Open):
+    runId: UUID
+    facets: RunFacets = Field(default_factory=RunFacets)
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+class EventType(StrEnum):
+    START = "START"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    ABORT = "ABORT"
+    FAIL = "FAIL"
+    OTHER = "OTHER"
+
+
+class BaseEvent(_Open):
+    eventTime: DateTime
+    producer: Uri
+    schemaURL: Uri
+
+
+class RunEvent(BaseEvent):
+    eventType: EventType | None = None
+    run: Run
+    job: Job
+    inputs: list[InputDataset] = Field(default_factory=list)
+    outputs: list[OutputDataset] = Field(default_factory=list)
+
+
+class DatasetEvent(BaseEvent):
+    dataset: Dataset
+
+
+class JobEvent(BaseEvent):
+    job: Job
+    inputs: list[InputDataset] = Field(default_factory=list)
+    outputs: list[OutputDataset] = Field(default_factory=list)
+
+
+Event = RunEvent | DatasetEvent | JobEvent
+
+_EVENT_MODELS: dict[str, type[RunEvent] | type[DatasetEvent] | type[JobEvent]] = {
+    "RunEvent": RunEvent,
+    "DatasetEvent": DatasetEvent,
+    "JobEvent": JobEvent,
+}
+
+
+class FieldProblem(BaseModel):
+    """One reason an event was refused: where in the event, and what is wrong."""
+
+    field: str
+    problem: str
+
+
+class InvalidEvent(Exception):
+    """The event breaks the OpenLineage spec; `problems` says where and why."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.problem}" for p in problems))
+
+
+def event_model_for(schema_url: object) -> type[RunEvent] | type[DatasetEvent] | type[JobEvent]:
+    """The event type named by the fragment of `schemaURL`; RunEvent when it names none."""
+    if isinstance(schema_url, str):
+        fragment = schema_url.rsplit("/", 1)[-1]
+        return _EVENT_MODELS.get(fragment, RunEvent)
+    return RunEvent
+
+
+def parse_event(document: Any) -> Event:
+    """Validate one decoded JSON document as an OpenLineage event, or raise InvalidEvent."""
+    if not isinstance(document, dict):
+        raise InvalidEvent(
+            [
+                FieldProblem(
+                    field="$", problem=f"an event is a JSON object, not {json_type(document)}"
+                )
+            ]
+        )
+    model = event_model_for(document.get("schemaURL"))
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        raise InvalidEvent(_problems(error)) from None
+
+
+def _problems(error: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        location = _location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(field=location or "$", problem=message))
+    return problems
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def json_type(value: object) -> str:
+    """How a JSON value is called in an error message: "an array", "a number", …"""
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)

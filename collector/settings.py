@@ -1,0 +1,118 @@
+"""The one settings table: every setting once, with its environment variable, default and help.
+
+Values come from, in rising precedence: the defaults below, `PIPEWARDEN_*` environment
+variables, then command-line flags (passed as overrides). A value that cannot be read
+fails loudly, naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "PIPEWARDEN_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the collector can be told, with defaults that work on one machine."""
+
+    database_url: str = _setting(
+        "sqlite:///./pipewarden.db",
+        "SQLAlchemy URL of the store: a SQLite file (the default) or "
+        "`postgresql+psycopg://user:password@host:5432/db` for several collectors.",
+    )
+    host: str = _setting("127.0.0.1", "Address `pipewarden serve` listens on.")
+    port: int = _setting(5000, "Port `pipewarden serve` listens on (Marquez's port).")
+    max_body_bytes: int = _setting(
+        10 * 1024 * 1024,
+        "Largest request body accepted, in bytes, after gzip decompression; larger is 413.",
+    )
+    max_batch_events: int = _setting(
+        10_000, "Most events accepted in one `POST /api/v1/lineage/batch`; more is 413."
+    )
+    log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed and checked, the others kept."""
+        return _checked(dataclasses.replace(self, **changes))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `PIPEWARDEN_*` variables, then explicit overrides (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields():
+            variable = env_name(spec.name)
+            if variable in environ:
+                values[spec.name] = _parse(variable, environ[variable], spec.type)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return _checked(cls(**values))
+
+
+def fields() -> tuple[dataclasses.Field[Any], ...]:
+    """The settings table, in declaration order."""
+    return dataclasses.fields(Settings)
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def help_of(spec: dataclasses.Field[Any]) -> str:
+    return str(spec.metadata["help"])
+
+
+def env_int(variable: str, text: str) -> int:
+    try:
+        return int(text.strip().replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{variable}={text!r}: not a whole number") from None
+
+
+def env_bool(variable: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{variable}={text!r}: not a boolean (use true or false)")
+
+
+def _parse(variable: str, text: str, kind: object) -> Any:
+    if kind in (int, "int"):
+        return env_int(variable, text)
+    if kind in (bool, "bool"):
+        return env_bool(variable, text)
+    return text
+
+
+_LOG_LEVELS = {"debug", "info", "warning", "error"}
+
+
+def _checked(settings: Settings) -> Settings:
+    if settings.max_body_bytes < 1024:
+        raise SettingsError(f"{env_name('max_body_bytes')} must be at least 1024 bytes")
+    if settings.max_batch_events < 1:
+        raise SettingsError(f"{env_name('max_batch_events')} must be at least 1")
+    if not 0 < settings.port < 65536:
+        raise SettingsError(f"{env_name('port')} must be between 1 and 65535")
+    if settings.log_level not in _LOG_LEVELS:
+        raise SettingsError(f"{env_name('log_level')} must be one of {sorted(_LOG_LEVELS)}")
+    if not settings.database_url.startswith(("sqlite", "postgresql")):
+        raise SettingsError(
+            f"{env_name('database_url')}={settings.database_url!r}: "
+            "use sqlite:///path.db or postgresql+psycopg://…"
+        )
+    return settings

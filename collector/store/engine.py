@@ -1,0 +1,45 @@
+"""Connecting to the store: SQLite (WAL, one writer) by default, PostgreSQL for replicas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+def make_engine(database_url: str, *, writer: bool = False, **options: Any) -> Engine:
+    """An engine for the store, with SQLite tuned for durability and concurrent readers.
+
+    On SQLite the `writer` engine starts every transaction with BEGIN IMMEDIATE, taking the
+    write lock up front instead of failing to upgrade a read lock mid-transaction.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if writer:
+            options.setdefault("pool_size", 1)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **options)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql(begin))
+        return engine
+    options.setdefault("pool_size", 10)
+    options.setdefault("max_overflow", 10)
+    return create_engine(url, pool_pre_ping=True, **options)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy issue BEGIN itself, so a write transaction takes its lock up front.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed (so acknowledged) event survives a crash of the machine, not only
+    # of the process.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

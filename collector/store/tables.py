@@ -1,0 +1,253 @@
+"""The store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+The migrations in `migrations/versions/` build exactly these tables; a test compares them.
+Times are event times in UTC unless a column says otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite only gives a column its own rowid alias when it is INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no offset itself)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON kept as text, written and read with orjson (key order kept as it came)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else orjson.dumps(value).decode()
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    # runId|eventType|eventTime: the same run transition sent twice is one event.
+    Column("run_key", String(120), unique=True),
+    Column("kind", String(8), nullable=False),
+    Column("event_type", String(16)),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("namespace", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("run_uuid", Uuid),
+    Column("payload", Text, nullable=False),
+    Index(None, "event_time", "id"),
+    Index(None, "run_uuid"),
+)
+
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("owner_name", String),
+    Column("description", Text),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("namespace", String, ForeignKey("namespaces.name"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("type", String(16), nullable=False, server_default="BATCH"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("description", Text),
+    Column("location", Text),
+    Column("facets", JSONText, nullable=False),
+    Column("facets_time", UTCDateTime, nullable=False),
+    Index(None, "namespace", "name", unique=True),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("uuid", Uuid, primary_key=True),
+    Column("job_id", Id, ForeignKey("jobs.id"), nullable=False),
+    # NEW | RUNNING | COMPLETED | FAILED | ABORTED, from the latest-ranked event.
+    Column("state", String(16), nullable=False),
+    Column("state_rank", Integer, nullable=False),
+    Column("state_time", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("duration_ms", BigInteger),
+    Column("nominal_start_time", UTCDateTime),
+    Column("nominal_end_time", UTCDateTime),
+    Column("parent_run_uuid", Uuid),
+    Column("error_message", Text),
+    Column("facets", JSONText, nullable=False),
+    Column("facets_time", UTCDateTime, nullable=False),
+    Index(None, "job_id", "created_at"),
+    Index(None, "parent_run_uuid"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("namespace", String, ForeignKey("namespaces.name"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_modified_at", UTCDateTime),
+    Column("source_name", String),
+    Column("description", Text),
+    Column("facets", JSONText, nullable=False),
+    Column("facets_time", UTCDateTime, nullable=False),
+    Index(None, "namespace", "name", unique=True),
+)
+
+schema_versions = Table(
+    "schema_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id"), nullable=False),
+    # sha256 of the fields' names and types, nested fields included, in order.
+    Column("fields_hash", String(64), nullable=False),
+    Column("fields", JSONText, nullable=False),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("run_uuid", Uuid),
+    Index(None, "dataset_id", "event_time"),
+)
+
+run_io = Table(
+    "run_io",
+    metadata,
+    Column("run_uuid", Uuid, ForeignKey("runs.uuid"), primary_key=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id"), primary_key=True),
+    Column("direction", String(6), primary_key=True),  # input | output
+    Column("row_count", BigInteger),
+    Column("bytes", BigInteger),
+    Column("file_count", BigInteger),
+    Column("facets", JSONText, nullable=False),
+    Column("event_time", UTCDateTime, nullable=False),
+    Index(None, "dataset_id", "event_time"),
+)
+
+# The datasets each job has read or written, for lineage walks without touching runs.
+job_io = Table(
+    "job_io",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id"), primary_key=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id"), primary_key=True),
+    Column("direction", String(6), primary_key=True),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Index(None, "dataset_id", "direction"),
+)
+
+column_edges = Table(
+    "column_edges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, ForeignKey("jobs.id"), nullable=False),
+    Column("out_dataset_id", Id, ForeignKey("datasets.id"), nullable=False),
+    # '' for an input that affects the whole output dataset (the facet's `dataset` list).
+    Column("out_field", String, nullable=False),
+    Column("in_dataset_id", Id, ForeignKey("datasets.id"), nullable=False),
+    Column("in_field", String, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("subtype", String(32), nullable=False),
+    Column("description", Text),
+    Column("masking", Boolean, nullable=False),
+    Column("source", String(8), nullable=False),  # facet | parsed
+    Column("run_uuid", Uuid),
+    Column("event_time", UTCDateTime, nullable=False),
+    Index(
+        "uq_column_edges_edge",
+        "job_id",
+        "out_dataset_id",
+        "out_field",
+        "in_dataset_id",
+        "in_field",
+        "type",
+        "subtype",
+        unique=True,
+    ),
+    Index(None, "out_dataset_id", "out_field"),
+    Index(None, "in_dataset_id", "in_field"),
+)
+
+quality_assertions = Table(
+    "quality_assertions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_uuid", Uuid, ForeignKey("runs.uuid"), nullable=False),
+    Column("dataset_id", Id, ForeignKey("datasets.id"), nullable=False),
+    Column("assertion", String, nullable=False),
+    Column("column_name", String, nullable=False),  # '' for a dataset-wide assertion
+    Column("success", Boolean, nullable=False),
+    Column("severity", String(16)),
+    Column("name", String),
+    Column("description", Text),
+    Column("event_time", UTCDateTime, nullable=False),
+    Index(
+        "uq_quality_assertions_check",
+        "run_uuid",
+        "dataset_id",
+        "assertion",
+        "column_name",
+        unique=True,
+    ),
+    Index(None, "dataset_id", "event_time"),
+)

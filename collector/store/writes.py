@@ -1,0 +1,203 @@
+"""Writes to the store: race-safe inserts and row-locked read-modify-writes.
+
+Every function takes an open Connection inside the caller's transaction, so one event's
+raw row and everything derived from it commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Row, Table, and_, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.elements import ColumnElement
+
+from collector.store.tables import (
+    column_edges,
+    datasets,
+    events,
+    job_io,
+    jobs,
+    namespaces,
+    quality_assertions,
+    run_io,
+    runs,
+    schema_versions,
+)
+
+
+def _insert(connection: Connection, table: Table) -> Any:
+    if connection.dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+def insert_event(connection: Connection, values: Mapping[str, Any]) -> bool:
+    """Insert a raw event; False when the same event (by content or run transition) exists."""
+    statement = _insert(connection, events).values(**values).on_conflict_do_nothing()
+    return bool(connection.execute(statement).rowcount)
+
+
+def ensure_namespace(connection: Connection, name: str, at: datetime) -> None:
+    statement = (
+        _insert(connection, namespaces)
+        .values(name=name, created_at=at, updated_at=at)
+        .on_conflict_do_nothing()
+    )
+    connection.execute(statement)
+
+
+def lock_or_create(
+    connection: Connection,
+    table: Table,
+    key: Sequence[ColumnElement[bool]],
+    values: Mapping[str, Any],
+) -> tuple[Row[Any], bool]:
+    """The row matching `key`, locked until commit, created from `values` if missing.
+
+    Returns the row and whether this call created it. Two writers racing to create the
+    same row both end with the one row (the loser's insert does nothing).
+    """
+    query = select(table).where(and_(*key)).with_for_update()
+    row = connection.execute(query).first()
+    if row is not None:
+        return row, False
+    created = connection.execute(
+        _insert(connection, table).values(**values).on_conflict_do_nothing()
+    ).rowcount
+    return connection.execute(query).one(), bool(created)
+
+
+def lock_job(
+    connection: Connection, namespace: str, name: str, values: Mapping[str, Any]
+) -> tuple[Row[Any], bool]:
+    key = (jobs.c.namespace == namespace, jobs.c.name == name)
+    return lock_or_create(connection, jobs, key, {"namespace": namespace, "name": name, **values})
+
+
+def lock_dataset(
+    connection: Connection, namespace: str, name: str, values: Mapping[str, Any]
+) -> tuple[Row[Any], bool]:
+    key = (datasets.c.namespace == namespace, datasets.c.name == name)
+    return lock_or_create(
+        connection, datasets, key, {"namespace": namespace, "name": name, **values}
+    )
+
+
+def lock_run(
+    connection: Connection, uuid: UUID, values: Mapping[str, Any]
+) -> tuple[Row[Any], bool]:
+    return lock_or_create(connection, runs, (runs.c.uuid == uuid,), {"uuid": uuid, **values})
+
+
+def update_row(
+    connection: Connection, table: Table, key: ColumnElement[bool], **values: Any
+) -> None:
+    if values:
+        connection.execute(update(table).where(key).values(**values))
+
+
+def record_schema(
+    connection: Connection,
+    dataset_id: int,
+    fields_hash: str,
+    fields: list[Any],
+    at: datetime,
+    run_uuid: UUID | None,
+) -> bool:
+    """Add a schema version unless the version in force at `at` has the same fields."""
+    in_force = connection.execute(
+        select(schema_versions.c.fields_hash)
+        .where(schema_versions.c.dataset_id == dataset_id, schema_versions.c.event_time <= at)
+        .order_by(schema_versions.c.event_time.desc(), schema_versions.c.id.desc())
+        .limit(1)
+    ).scalar()
+    if in_force == fields_hash:
+        return False
+    connection.execute(
+        schema_versions.insert().values(
+            dataset_id=dataset_id,
+            fields_hash=fields_hash,
+            fields=fields,
+            event_time=at,
+            run_uuid=run_uuid,
+        )
+    )
+    return True
+
+
+def lock_run_io(
+    connection: Connection, run_uuid: UUID, dataset_id: int, direction: str, at: datetime
+) -> Row[Any]:
+    """A run's use of a dataset, locked, created empty at `at` if new."""
+    key = (
+        run_io.c.run_uuid == run_uuid,
+        run_io.c.dataset_id == dataset_id,
+        run_io.c.direction == direction,
+    )
+    values = {
+        "run_uuid": run_uuid,
+        "dataset_id": dataset_id,
+        "direction": direction,
+        "facets": {},
+        "event_time": at,
+    }
+    return lock_or_create(connection, run_io, key, values)[0]
+
+
+def touch_job_io(
+    connection: Connection, job_id: int, dataset_id: int, direction: str, at: datetime
+) -> None:
+    statement = _insert(connection, job_io).values(
+        job_id=job_id, dataset_id=dataset_id, direction=direction, last_seen=at
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["job_id", "dataset_id", "direction"],
+        set_={"last_seen": statement.excluded.last_seen},
+        where=job_io.c.last_seen < statement.excluded.last_seen,
+    )
+    connection.execute(statement)
+
+
+def replace_column_edges(
+    connection: Connection,
+    job_id: int,
+    out_dataset_id: int,
+    edges: Iterable[Mapping[str, Any]],
+    at: datetime,
+) -> bool:
+    """Make `edges` the job's column lineage into one dataset, unless newer lineage is stored."""
+    newest = connection.execute(
+        select(func.max(column_edges.c.event_time)).where(
+            column_edges.c.job_id == job_id, column_edges.c.out_dataset_id == out_dataset_id
+        )
+    ).scalar()
+    if newest is not None and newest > at:
+        return False
+    connection.execute(
+        delete(column_edges).where(
+            column_edges.c.job_id == job_id, column_edges.c.out_dataset_id == out_dataset_id
+        )
+    )
+    rows = [
+        {"job_id": job_id, "out_dataset_id": out_dataset_id, "event_time": at, **e} for e in edges
+    ]
+    if rows:
+        statement = _insert(connection, column_edges).on_conflict_do_nothing()
+        connection.execute(statement, rows)
+    return True
+
+
+def upsert_assertions(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = _insert(connection, quality_assertions)
+    statement = statement.on_conflict_do_update(
+        index_elements=["run_uuid", "dataset_id", "assertion", "column_name"],
+        set_={"success": statement.excluded.success, "event_time": statement.excluded.event_time},
+    )
+    connection.execute(statement, list(rows))
