@@ -1,0 +1,42 @@
+"""The `pipewarden` command, through click's test runner."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from collector.cli import main
+from collector.store.engine import make_engine
+from collector.store.migrate import current_revision
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "serve" in result.output
+    assert "db" in result.output
+
+
+def test_serve_help_explains_its_flags() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for flag in ("--host", "--port", "--database-url"):
+        assert flag in result.output
+
+
+def test_db_upgrade_migrates_the_store(database_url: str) -> None:
+    result = CliRunner().invoke(main, ["db", "upgrade", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    assert "revision none → 0001" in result.output
+    engine = make_engine(database_url)
+    try:
+        assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()
+
+
+def test_a_bad_setting_is_a_usage_error_naming_the_variable() -> None:
+    result = CliRunner().invoke(
+        main, ["db", "upgrade"], env={"PIPEWARDEN_DATABASE_URL": "mysql://nope/db"}
+    )
+    assert result.exit_code == 2
+    assert "PIPEWARDEN_DATABASE_URL" in result.output
