@@ -1,0 +1,3 @@
+"""pipewarden: governance and observability sidecar for existing data pipelines."""
+
+__version__ = "0.1.0"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -60,6 +61,131 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--job", required=True, help="The job's name, as pipewarden and Marquez show it.")
+@click.option("--namespace", help="The job's namespace. [default: PIPEWARDEN_NAMESPACE or default]")
+@click.option(
+    "--dataset-namespace",
+    help="Namespace of declared datasets that are not local files. [default: the job's]",
+)
+@click.option("--input", "inputs", multiple=True, metavar="DS", help="A dataset the job reads.")
+@click.option("--output", "outputs", multiple=True, metavar="DS", help="A dataset it writes.")
+@click.option(
+    "--sql",
+    "sql_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="SQL the job runs: reported for lineage and judged by the gate.",
+)
+@click.option("--dialect", help="SQL dialect of --sql files (postgres, snowflake, tsql, …).")
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    metavar="DS=SCHEMA.yaml@FILE",
+    help="Validate a local CSV/Parquet file with a pandera schema after the run.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Re-run a failed command this many times, each try its own run.",
+)
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Seconds before the first retry; doubled for each further one.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    help="Stop the command after this many seconds (TERM, then KILL) and exit 124.",
+)
+@click.option(
+    "--kill-grace",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds between TERM and KILL when stopping the command.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    job: str,
+    namespace: str | None,
+    dataset_namespace: str | None,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    sql_files: tuple[Path, ...],
+    dialect: str | None,
+    checks: tuple[str, ...],
+    retries: int,
+    retry_delay: float,
+    timeout: float | None,
+    kill_grace: float,
+    command: tuple[str, ...],
+) -> None:
+    """Wrap a command: ask the gate, report START and its end, pass its exit code through.
+
+    \b
+        pipewarden run --job orders_daily --input public.orders \\
+            --output ./out/daily.csv --sql daily.sql -- ./etl.sh --date today
+
+    The command's output passes through live; SIGINT, SIGTERM and SIGHUP reach it. Events
+    are spooled on disk before they are sent, so a collector that is down costs the job at
+    most about a second and loses nothing: the next run (or `pipewarden replay`) sends them.
+    Exit code: the command's; 124 after --timeout; 1 when an enforcing gate blocks the job.
+    """
+    from collector.shim.checks import CheckSpec
+    from collector.shim.run import RunSpec, run_shim
+
+    try:
+        check_specs = tuple(CheckSpec.parse(text) for text in checks)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--check") from None
+    settings = _client_settings()
+    spec = RunSpec(
+        job=job,
+        namespace=namespace or settings.namespace,
+        command=command,
+        dataset_namespace=dataset_namespace,
+        inputs=inputs,
+        outputs=outputs,
+        sql_files=sql_files,
+        dialect=dialect,
+        checks=check_specs,
+        retries=retries,
+        retry_delay=retry_delay,
+        timeout=timeout,
+        kill_grace=kill_grace,
+    )
+    sys.exit(run_shim(spec, settings))
+
+
+@main.command()
+def replay() -> None:
+    """Send the events the shim spooled while the collector was unreachable, in order.
+
+    Exit 0 when the spool is empty afterwards, 3 when the collector is still unreachable.
+    Sending twice stores nothing twice: the collector recognises a repeated event.
+    """
+    from collector.shim.run import replay_spool
+
+    sys.exit(replay_spool(_client_settings()))
+
+
+def _client_settings() -> Settings:
+    """Settings for the shim: a bad variable is reported, never a reason to skip the job."""
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        click.echo(f"pipewarden: {error}; using defaults", err=True)
+        return Settings()
 
 
 @main.group()

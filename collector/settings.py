@@ -20,8 +20,9 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, fallbacks: tuple[str, ...] = ()) -> Any:
+    """A setting's default and help; `fallbacks` are other variables read when ours is unset."""
+    return field(default=default, metadata={"help": help, "fallbacks": fallbacks})
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,27 @@ class Settings:
         10_000, "Most events accepted in one `POST /api/v1/lineage/batch`; more is 413."
     )
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+    namespace: str = _setting(
+        "default", "Job namespace `pipewarden run` reports under when --namespace is not given."
+    )
+    url: str = _setting(
+        "http://127.0.0.1:5000",
+        "Collector URL used by `pipewarden run`, `gate` and `replay` (else `OPENLINEAGE_URL`).",
+        fallbacks=("OPENLINEAGE_URL",),
+    )
+    api_key: str = _setting(
+        "",
+        "Bearer token those clients send (else `OPENLINEAGE_API_KEY`); empty sends none.",
+        fallbacks=("OPENLINEAGE_API_KEY",),
+    )
+    client_timeout: float = _setting(
+        1.0, "Seconds a client call may take before the shim carries on without the collector."
+    )
+    spool_dir: str = _setting(
+        "",
+        "Where the shim keeps events until the collector acknowledges them; empty means "
+        "`$XDG_STATE_HOME/pipewarden/spool` (`~/.local/state/pipewarden/spool`).",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed and checked, the others kept."""
@@ -54,9 +76,10 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in fields():
-            variable = env_name(spec.name)
-            if variable in environ:
-                values[spec.name] = _parse(variable, environ[variable], spec.type)
+            for variable in (env_name(spec.name), *spec.metadata.get("fallbacks", ())):
+                if environ.get(variable):
+                    values[spec.name] = _parse(variable, environ[variable], spec.type)
+                    break
         values.update({name: value for name, value in overrides.items() if value is not None})
         return _checked(cls(**values))
 
@@ -81,6 +104,13 @@ def env_int(variable: str, text: str) -> int:
         raise SettingsError(f"{variable}={text!r}: not a whole number") from None
 
 
+def env_float(variable: str, text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise SettingsError(f"{variable}={text!r}: not a number") from None
+
+
 def env_bool(variable: str, text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -95,6 +125,8 @@ def _parse(variable: str, text: str, kind: object) -> Any:
         return env_int(variable, text)
     if kind in (bool, "bool"):
         return env_bool(variable, text)
+    if kind in (float, "float"):
+        return env_float(variable, text)
     return text
 
 
@@ -110,6 +142,10 @@ def _checked(settings: Settings) -> Settings:
         raise SettingsError(f"{env_name('port')} must be between 1 and 65535")
     if settings.log_level not in _LOG_LEVELS:
         raise SettingsError(f"{env_name('log_level')} must be one of {sorted(_LOG_LEVELS)}")
+    if not 0 < settings.client_timeout <= 60:
+        raise SettingsError(f"{env_name('client_timeout')} must be between 0 and 60 seconds")
+    if not settings.url.startswith(("http://", "https://")):
+        raise SettingsError(f"{env_name('url')}={settings.url!r}: use http://host:port")
     if not settings.database_url.startswith(("sqlite", "postgresql")):
         raise SettingsError(
             f"{env_name('database_url')}={settings.database_url!r}: "
