@@ -49,7 +49,7 @@ class Settings:
     )
     url: str = _setting(
         "http://127.0.0.1:5000",
-        "Collector URL used by `pipewarden run`, `gate` and `replay` (else `OPENLINEAGE_URL`).",
+        "Collector URL used by `pipewarden run` and `replay` (else `OPENLINEAGE_URL`).",
         fallbacks=("OPENLINEAGE_URL",),
     )
     api_key: str = _setting(
