@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -54,6 +56,10 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         f"(store: {_redacted(settings.database_url)})",
         err=True,
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down; a graceful stop
+    # is a success, so end with status 0 then instead of dying of the signal.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _exit_after_graceful_stop)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -61,6 +67,10 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
+
+
+def _exit_after_graceful_stop(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -267,6 +267,8 @@ def _derive_io(
         **counts,
     )
     writes.touch_job_io(connection, job_id, dataset_id, direction, at)
+    if io_facets:
+        _merge_io_facets(connection, dataset_id, io_facets, at)
     rows = []
     for facet in (assertions, dataset.facets.dataQualityAssertions):
         for assertion in facet.assertions if facet else []:
@@ -284,6 +286,22 @@ def _derive_io(
                 }
             )
     writes.upsert_assertions(connection, rows)
+
+
+def _merge_io_facets(
+    connection: Connection, dataset_id: int, io_facets: dict[str, Any], at: datetime
+) -> None:
+    row = connection.execute(
+        datasets.select().where(datasets.c.id == dataset_id).with_for_update()
+    ).one()
+    facets, facets_time = merge_facets(row.io_facets, row.io_facets_time, io_facets, at)
+    writes.update_row(
+        connection,
+        datasets,
+        datasets.c.id == dataset_id,
+        io_facets=facets,
+        io_facets_time=facets_time,
+    )
 
 
 def _mark_modified(connection: Connection, dataset_id: int, at: datetime) -> None:
@@ -386,7 +404,7 @@ def _dataset_id(
             connection,
             namespace,
             name,
-            {"created_at": at, "updated_at": at, "facets": {}, "facets_time": at},
+            _new_dataset(at),
         )
         known[(namespace, name)] = int(row.id)
     return known[(namespace, name)]
@@ -401,12 +419,7 @@ def _derive_dataset(
     known: dict[tuple[str, str], int],
 ) -> int:
     writes.ensure_namespace(connection, dataset.namespace, at)
-    row, _ = writes.lock_dataset(
-        connection,
-        dataset.namespace,
-        dataset.name,
-        {"created_at": at, "updated_at": at, "facets": {}, "facets_time": at},
-    )
+    row, _ = writes.lock_dataset(connection, dataset.namespace, dataset.name, _new_dataset(at))
     known[(dataset.namespace, dataset.name)] = int(row.id)
     facets, facets_time = merge_facets(row.facets, row.facets_time, _facets_of(raw), at)
     changes: dict[str, Any] = {
@@ -428,6 +441,17 @@ def _derive_dataset(
             connection, int(row.id), fields_hash(raw_fields), raw_fields, at, run_uuid
         )
     return int(row.id)
+
+
+def _new_dataset(at: datetime) -> dict[str, Any]:
+    return {
+        "created_at": at,
+        "updated_at": at,
+        "facets": {},
+        "facets_time": at,
+        "io_facets": {},
+        "io_facets_time": at,
+    }
 
 
 def fields_hash(fields: list[Any]) -> str:

@@ -7,7 +7,7 @@ the encoded path and decode each name, so dots, slashes and `://` all work.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -44,10 +44,7 @@ def list_namespaces(
 @router.get("/namespaces/{namespace}")
 def get_namespace(namespace: str, app: Annotated[Services, Depends(services)]) -> JSONResponse:
     with app.engine.connect() as connection:
-        row = reads.get_namespace(connection, _name(namespace))
-    if row is None:
-        raise ApiError(404, f"namespace {_name(namespace)!r} not found")
-    return JSONResponse(namespace_json(row))
+        return JSONResponse(namespace_json(_namespace_or_404(connection, namespace)))
 
 
 @router.get("/namespaces/{namespace}/jobs")
@@ -58,6 +55,7 @@ def list_jobs(
     offset: Offset = 0,
 ) -> JSONResponse:
     with app.engine.connect() as connection:
+        _namespace_or_404(connection, namespace)
         rows, total = reads.list_jobs(connection, _name(namespace), limit, offset)
         jobs = [job_json(connection, row) for row in rows]
     return JSONResponse({"jobs": jobs, "totalCount": total})
@@ -106,6 +104,7 @@ def list_datasets(
     offset: Offset = 0,
 ) -> JSONResponse:
     with app.engine.connect() as connection:
+        _namespace_or_404(connection, namespace)
         rows, total = reads.list_datasets(connection, _name(namespace), limit, offset)
         found = [dataset_json(connection, row) for row in rows]
     return JSONResponse({"datasets": found, "totalCount": total})
@@ -149,18 +148,24 @@ def list_events(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> JSONResponse:
-    """Raw events as they were received, by event time."""
+    """Raw events as they were received, by event time (a time without offset is UTC)."""
     with app.engine.connect() as connection:
         payloads, total = reads.list_events(
             connection,
-            before=before,
-            after=after,
+            before=_utc(before),
+            after=_utc(after),
             descending=sort_direction == "desc",
             limit=limit,
             offset=offset,
         )
     fragments = [orjson.Fragment(payload) for payload in payloads]
     return JSONResponse({"events": fragments, "totalCount": total})
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 # --- shapes ---------------------------------------------------------------------------
@@ -245,12 +250,7 @@ def _dataset_versions(used: Any, direction: str) -> list[dict[str, Any]]:
 
 def dataset_json(connection: Connection, row: Row[Any]) -> dict[str, Any]:
     schema = reads.current_schema(connection, row.id)
-    latest = reads.latest_io(connection, row.id)
-    facets = dict(row.facets)
-    if latest is not None:
-        # Statistics and quality results live on the run's use of the dataset; Marquez
-        # drops them, pipewarden shows the latest.
-        facets |= latest.facets
+    facets = row.facets | row.io_facets
     fields = schema.fields if schema is not None else []
     return {
         "id": {"namespace": row.namespace, "name": row.name},
@@ -367,6 +367,13 @@ def _dataset_summary(row: Row[Any]) -> dict[str, Any]:
         "description": row.description,
         "facets": row.facets,
     }
+
+
+def _namespace_or_404(connection: Connection, namespace: str) -> Row[Any]:
+    row = reads.get_namespace(connection, _name(namespace))
+    if row is None:
+        raise ApiError(404, f"namespace {_name(namespace)!r} not found")
+    return row
 
 
 def _job_or_404(connection: Connection, namespace: str, job: str) -> Row[Any]:

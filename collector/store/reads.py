@@ -147,17 +147,6 @@ def current_schema(connection: Connection, dataset_id: int) -> Row[Any] | None:
     return connection.execute(query).first()
 
 
-def latest_io(connection: Connection, dataset_id: int) -> Row[Any] | None:
-    """The latest run's use of a dataset (its statistics and quality facets)."""
-    query = (
-        select(run_io)
-        .where(run_io.c.dataset_id == dataset_id)
-        .order_by(run_io.c.event_time.desc())
-        .limit(1)
-    )
-    return connection.execute(query).first()
-
-
 def list_events(
     connection: Connection,
     *,

@@ -155,6 +155,10 @@ datasets = Table(
     Column("description", Text),
     Column("facets", JSONText, nullable=False),
     Column("facets_time", UTCDateTime, nullable=False),
+    # The newest input/output facets runs reported for it (statistics, quality results),
+    # which Marquez drops and pipewarden shows with the dataset.
+    Column("io_facets", JSONText, nullable=False),
+    Column("io_facets_time", UTCDateTime, nullable=False),
     Index(None, "namespace", "name", unique=True),
 )
 

@@ -72,6 +72,8 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("facets", sa.Text(), nullable=False),
         sa.Column("facets_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("io_facets", sa.Text(), nullable=False),
+        sa.Column("io_facets_time", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["namespace"], ["namespaces.name"], name=op.f("fk_datasets_namespace_namespaces")
         ),
