@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -31,7 +31,7 @@ from collector.openlineage import (
     JobEvent,
     OutputDataset,
     RunEvent,
-    StatisticsFacet,
+    parse_datetime,
     parse_event,
 )
 from collector.store import writes
@@ -54,14 +54,19 @@ class Incoming:
     content_hash: str
 
 
-def prepare(document: Any) -> Incoming:
-    """Validate a decoded JSON document; raises `InvalidEvent` naming field and problem."""
+def prepare(document: Any, raw: bytes | None = None) -> Incoming:
+    """Validate a decoded JSON document; raises `InvalidEvent` naming field and problem.
+
+    `raw` is the event's JSON as received (valid UTF-8), kept as the stored payload so it
+    reads back exactly as sent; without it the document is serialised again.
+    """
     event = parse_event(document)
     canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    payload = raw.decode() if raw is not None else orjson.dumps(document).decode()
     return Incoming(
         event=event,
         document=document,
-        payload=orjson.dumps(document).decode(),
+        payload=payload.strip(),
         content_hash=hashlib.sha256(canonical).hexdigest(),
     )
 
@@ -116,31 +121,51 @@ def _event_row(incoming: Incoming, received_at: datetime) -> dict[str, Any]:
 
 
 def merge_facets(
-    stored: dict[str, Any], stored_time: datetime, incoming: dict[str, Any], at: datetime
-) -> tuple[dict[str, Any], datetime]:
-    """Facets after an event at `at`: a newer event's facets win, an older one only fills gaps.
+    facets: dict[str, Any], times: dict[str, str], incoming: dict[str, Any], at: datetime
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Facets after an event at `at`: for each facet the newest event's version wins.
 
-    A facet sent with `_deleted: true` by the newer event removes it.
+    `times` keeps, per facet, the event time of the version held (or of its deletion by
+    `_deleted: true`), so the result is the same whatever order the events arrive in.
     """
     if not incoming:
-        return stored, stored_time
-    if at >= stored_time:
-        merged = stored | incoming
-        deleted = [key for key, facet in incoming.items() if _is_deleted(facet)]
-        for key in deleted:
-            merged.pop(key, None)
-        return merged, at
-    older = {key: facet for key, facet in incoming.items() if not _is_deleted(facet)}
-    return older | stored, stored_time
+        return facets, times
+    facets, times = dict(facets), dict(times)
+    stamp = _stamp(at)
+    for key, value in incoming.items():
+        if times.get(key, "") > stamp:
+            continue
+        times[key] = stamp
+        if isinstance(value, dict) and value.get("_deleted") is True:
+            facets.pop(key, None)
+        else:
+            facets[key] = value
+    return facets, times
 
 
-def _is_deleted(facet: Any) -> bool:
-    return isinstance(facet, dict) and facet.get("_deleted") is True
+def _stamp(at: datetime) -> str:
+    """A UTC time as text that sorts as the time does."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _facets_of(raw: Any, key: str = "facets") -> dict[str, Any]:
     value = raw.get(key) if isinstance(raw, dict) else None
     return value if isinstance(value, dict) else {}
+
+
+def _field(facets: dict[str, Any], *path: str) -> Any:
+    """A value inside stored facets (validated on the way in), or None."""
+    value: Any = facets
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _time_field(facets: dict[str, Any], *path: str) -> datetime | None:
+    value = _field(facets, *path)
+    return None if value is None else parse_datetime(value)
 
 
 # --- run events -----------------------------------------------------------------------
@@ -173,7 +198,7 @@ def _derive_run_event(connection: Connection, event: RunEvent, document: dict[st
             _mark_modified(connection, dataset_id, at)
         lineage = output.facets.columnLineage
         if lineage is not None:
-            edges = _column_edges(connection, lineage, at, run_uuid, dataset_ids)
+            edges = _column_edges(connection, lineage, run_uuid, at, dataset_ids)
             writes.replace_column_edges(connection, job_id, dataset_id, edges, at)
 
 
@@ -182,20 +207,17 @@ def _derive_run(
 ) -> None:
     at = event.eventTime
     state, rank = _STATE_OF.get(event.eventType, _NO_STATE)
-    row, _ = writes.lock_run(
-        connection,
-        event.run.runId,
-        {
-            "job_id": job_id,
-            "state": state,
-            "state_rank": rank,
-            "state_time": at,
-            "created_at": at,
-            "updated_at": at,
-            "facets": {},
-            "facets_time": at,
-        },
-    )
+    new_run = {
+        "job_id": job_id,
+        "state": state,
+        "state_rank": rank,
+        "state_time": at,
+        "created_at": at,
+        "updated_at": at,
+        "facets": {},
+        "facet_times": {},
+    }
+    row, _ = writes.lock_run(connection, event.run.runId, new_run)
     changes: dict[str, Any] = {
         "created_at": min(row.created_at, at),
         "updated_at": max(row.updated_at, at),
@@ -211,17 +233,16 @@ def _derive_run(
         changes["duration_ms"] = max(0, int((ended_at - started_at).total_seconds() * 1000))
     changes |= {"started_at": started_at, "ended_at": ended_at}
 
-    facets, facets_time = merge_facets(row.facets, row.facets_time, raw_facets, at)
-    changes |= {"facets": facets, "facets_time": facets_time}
-    run_facets = event.run.facets
-    if at >= row.facets_time or row.nominal_start_time is None:
-        if run_facets.nominalTime is not None:
-            changes["nominal_start_time"] = run_facets.nominalTime.nominalStartTime
-            changes["nominal_end_time"] = run_facets.nominalTime.nominalEndTime
-        if run_facets.parent is not None:
-            changes["parent_run_uuid"] = run_facets.parent.run.runId
-        if run_facets.errorMessage is not None:
-            changes["error_message"] = run_facets.errorMessage.message
+    facets, times = merge_facets(row.facets, row.facet_times, raw_facets, at)
+    parent = _field(facets, "parent", "run", "runId")
+    changes |= {
+        "facets": facets,
+        "facet_times": times,
+        "nominal_start_time": _time_field(facets, "nominalTime", "nominalStartTime"),
+        "nominal_end_time": _time_field(facets, "nominalTime", "nominalEndTime"),
+        "parent_run_uuid": UUID(parent) if parent else None,
+        "error_message": _field(facets, "errorMessage", "message"),
+    }
     writes.update_row(connection, runs, runs.c.uuid == event.run.runId, **changes)
 
 
@@ -235,27 +256,17 @@ def _derive_io(
     raw: dict[str, Any],
     at: datetime,
 ) -> None:
+    """A run's use of a dataset: its io facets, the counts in them, quality assertions."""
     if isinstance(dataset, InputDataset):
         io_facets = _facets_of(raw, "inputFacets")
-        statistics: StatisticsFacet | None = dataset.inputFacets.inputStatistics
+        statistics_key = "inputStatistics"
         assertions = dataset.inputFacets.dataQualityAssertions
     else:
         io_facets = _facets_of(raw, "outputFacets")
-        statistics = dataset.outputFacets.outputStatistics
+        statistics_key = "outputStatistics"
         assertions = None
-    row = writes.lock_run_io(connection, run_uuid, dataset_id, direction, at)
-    facets, facets_time = merge_facets(row.facets, row.event_time, io_facets, at)
-    newer = at >= row.event_time
-    counts: dict[str, int | None] = {"row_count": None, "bytes": None, "file_count": None}
-    if statistics is not None:
-        counts = {
-            "row_count": statistics.rowCount,
-            "bytes": statistics.size,
-            "file_count": statistics.fileCount,
-        }
-    for column, value in counts.items():
-        stored = getattr(row, column)
-        counts[column] = value if value is not None and (newer or stored is None) else stored
+    row = writes.lock_run_io(connection, run_uuid, dataset_id, direction)
+    facets, times = merge_facets(row.facets, row.facet_times, io_facets, at)
     writes.update_row(
         connection,
         run_io,
@@ -263,51 +274,45 @@ def _derive_io(
         & (run_io.c.dataset_id == dataset_id)
         & (run_io.c.direction == direction),
         facets=facets,
-        event_time=facets_time,
-        **counts,
+        facet_times=times,
+        row_count=_field(facets, statistics_key, "rowCount"),
+        bytes=_field(facets, statistics_key, "size"),
+        file_count=_field(facets, statistics_key, "fileCount"),
     )
     writes.touch_job_io(connection, job_id, dataset_id, direction, at)
     if io_facets:
         _merge_io_facets(connection, dataset_id, io_facets, at)
-    rows = []
-    for facet in (assertions, dataset.facets.dataQualityAssertions):
-        for assertion in facet.assertions if facet else []:
-            rows.append(
-                {
-                    "run_uuid": run_uuid,
-                    "dataset_id": dataset_id,
-                    "assertion": assertion.assertion,
-                    "column_name": assertion.column or "",
-                    "success": assertion.success,
-                    "severity": assertion.severity,
-                    "name": assertion.name,
-                    "description": assertion.description,
-                    "event_time": at,
-                }
-            )
+    rows = [
+        {
+            "run_uuid": run_uuid,
+            "dataset_id": dataset_id,
+            "assertion": assertion.assertion,
+            "column_name": assertion.column or "",
+            "success": assertion.success,
+            "severity": assertion.severity,
+            "name": assertion.name,
+            "description": assertion.description,
+            "event_time": at,
+        }
+        for facet in (assertions, dataset.facets.dataQualityAssertions)
+        if facet is not None
+        for assertion in facet.assertions
+    ]
     writes.upsert_assertions(connection, rows)
 
 
 def _merge_io_facets(
     connection: Connection, dataset_id: int, io_facets: dict[str, Any], at: datetime
 ) -> None:
-    row = connection.execute(
-        datasets.select().where(datasets.c.id == dataset_id).with_for_update()
-    ).one()
-    facets, facets_time = merge_facets(row.io_facets, row.io_facets_time, io_facets, at)
+    row = writes.lock_dataset_by_id(connection, dataset_id)
+    facets, times = merge_facets(row.io_facets, row.io_facet_times, io_facets, at)
     writes.update_row(
-        connection,
-        datasets,
-        datasets.c.id == dataset_id,
-        io_facets=facets,
-        io_facets_time=facets_time,
+        connection, datasets, datasets.c.id == dataset_id, io_facets=facets, io_facet_times=times
     )
 
 
 def _mark_modified(connection: Connection, dataset_id: int, at: datetime) -> None:
-    row = connection.execute(
-        datasets.select().where(datasets.c.id == dataset_id).with_for_update()
-    ).one()
+    row = writes.lock_dataset_by_id(connection, dataset_id)
     if row.last_modified_at is None or row.last_modified_at < at:
         writes.update_row(connection, datasets, datasets.c.id == dataset_id, last_modified_at=at)
 
@@ -315,8 +320,8 @@ def _mark_modified(connection: Connection, dataset_id: int, at: datetime) -> Non
 def _column_edges(
     connection: Connection,
     lineage: ColumnLineageDatasetFacet,
-    at: datetime,
     run_uuid: UUID,
+    at: datetime,
     dataset_ids: dict[tuple[str, str], int],
 ) -> list[dict[str, Any]]:
     """Edge rows from a columnLineage facet, one per input field and transformation."""
@@ -329,7 +334,7 @@ def _column_edges(
         for source in input_fields:
             in_id = _dataset_id(connection, source.namespace, source.name, at, dataset_ids)
             for kind, subtype, description, masking in _transformations(source, spec):
-                row = {
+                edges[(out_field, in_id, source.field, kind, subtype)] = {
                     "out_field": out_field,
                     "in_dataset_id": in_id,
                     "in_field": source.field,
@@ -340,7 +345,6 @@ def _column_edges(
                     "source": "facet",
                     "run_uuid": run_uuid,
                 }
-                edges[(out_field, in_id, source.field, kind, subtype)] = row
     return list(edges.values())
 
 
@@ -365,28 +369,22 @@ def _transformations(
 
 def _derive_job(connection: Connection, job: Job, raw: dict[str, Any], at: datetime) -> int:
     writes.ensure_namespace(connection, job.namespace, at)
-    row, _ = writes.lock_job(
+    new_job = {"created_at": at, "updated_at": at, "facets": {}, "facet_times": {}}
+    row, _ = writes.lock_job(connection, job.namespace, job.name, new_job)
+    facets, times = merge_facets(row.facets, row.facet_times, _facets_of(raw), at)
+    processing = _field(facets, "jobType", "processingType")
+    writes.update_row(
         connection,
-        job.namespace,
-        job.name,
-        {"created_at": at, "updated_at": at, "facets": {}, "facets_time": at},
+        jobs,
+        jobs.c.id == row.id,
+        created_at=min(row.created_at, at),
+        updated_at=max(row.updated_at, at),
+        facets=facets,
+        facet_times=times,
+        type=processing.upper() if isinstance(processing, str) else "BATCH",
+        description=_field(facets, "documentation", "description"),
+        location=_field(facets, "sourceCodeLocation", "url"),
     )
-    facets, facets_time = merge_facets(row.facets, row.facets_time, _facets_of(raw), at)
-    changes: dict[str, Any] = {
-        "created_at": min(row.created_at, at),
-        "updated_at": max(row.updated_at, at),
-        "facets": facets,
-        "facets_time": facets_time,
-    }
-    if facets_time == at:
-        if job.facets.jobType is not None:
-            changes["type"] = job.facets.jobType.processingType.upper()
-        if job.facets.documentation is not None:
-            changes["description"] = job.facets.documentation.description
-        location = facets.get("sourceCodeLocation")
-        if isinstance(location, dict) and isinstance(location.get("url"), str):
-            changes["location"] = location["url"]
-    writes.update_row(connection, jobs, jobs.c.id == row.id, **changes)
     return int(row.id)
 
 
@@ -400,12 +398,7 @@ def _dataset_id(
     """The id of a dataset named only by reference (column lineage), created if new."""
     if (namespace, name) not in known:
         writes.ensure_namespace(connection, namespace, at)
-        row, _ = writes.lock_dataset(
-            connection,
-            namespace,
-            name,
-            _new_dataset(at),
-        )
+        row, _ = writes.lock_dataset(connection, namespace, name, _new_dataset(at))
         known[(namespace, name)] = int(row.id)
     return known[(namespace, name)]
 
@@ -421,21 +414,19 @@ def _derive_dataset(
     writes.ensure_namespace(connection, dataset.namespace, at)
     row, _ = writes.lock_dataset(connection, dataset.namespace, dataset.name, _new_dataset(at))
     known[(dataset.namespace, dataset.name)] = int(row.id)
-    facets, facets_time = merge_facets(row.facets, row.facets_time, _facets_of(raw), at)
-    changes: dict[str, Any] = {
-        "created_at": min(row.created_at, at),
-        "updated_at": max(row.updated_at, at),
-        "facets": facets,
-        "facets_time": facets_time,
-    }
-    if facets_time == at:
-        if dataset.facets.dataSource is not None and dataset.facets.dataSource.name:
-            changes["source_name"] = dataset.facets.dataSource.name
-        if dataset.facets.documentation is not None:
-            changes["description"] = dataset.facets.documentation.description
-    writes.update_row(connection, datasets, datasets.c.id == row.id, **changes)
-    schema = dataset.facets.schema_
-    if schema is not None:
+    facets, times = merge_facets(row.facets, row.facet_times, _facets_of(raw), at)
+    writes.update_row(
+        connection,
+        datasets,
+        datasets.c.id == row.id,
+        created_at=min(row.created_at, at),
+        updated_at=max(row.updated_at, at),
+        facets=facets,
+        facet_times=times,
+        source_name=_field(facets, "dataSource", "name"),
+        description=_field(facets, "documentation", "description"),
+    )
+    if dataset.facets.schema_ is not None:
         raw_fields = _facets_of(raw)["schema"].get("fields") or []
         writes.record_schema(
             connection, int(row.id), fields_hash(raw_fields), raw_fields, at, run_uuid
@@ -448,9 +439,9 @@ def _new_dataset(at: datetime) -> dict[str, Any]:
         "created_at": at,
         "updated_at": at,
         "facets": {},
-        "facets_time": at,
+        "facet_times": {},
         "io_facets": {},
-        "io_facets_time": at,
+        "io_facet_times": {},
     }
 
 

@@ -18,6 +18,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
 )
 
@@ -30,7 +32,7 @@ def _require_uri(value: object) -> object:
     return value
 
 
-def _parse_datetime(value: object) -> object:
+def parse_datetime(value: object) -> datetime:
     """Accept an ISO-8601 date-time string only: no bare dates, no epoch numbers.
 
     A timestamp without an offset is read as UTC.
@@ -52,7 +54,7 @@ def _parse_datetime(value: object) -> object:
 
 
 Uri = Annotated[str, BeforeValidator(_require_uri)]
-DateTime = Annotated[datetime, BeforeValidator(_parse_datetime)]
+DateTime = Annotated[datetime, BeforeValidator(parse_datetime)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -67,8 +69,10 @@ class Facet(_Open):
 
     producer: Uri = Field(alias="_producer")
     schema_url: Uri = Field(alias="_schemaURL")
-    deleted: bool | None = Field(default=None, alias="_deleted")
+    deleted: StrictBool | None = Field(default=None, alias="_deleted")
 
+
+# Numbers and booleans the collector reads are taken as JSON typed them: "10" is not a count.
 
 # --- dataset facets -------------------------------------------------------------------
 
@@ -77,7 +81,7 @@ class SchemaField(_Open):
     name: NonEmpty
     type: str | None = None
     description: str | None = None
-    ordinal_position: int | None = None
+    ordinal_position: StrictInt | None = None
     fields: list[SchemaField] = Field(default_factory=list)
 
 
@@ -89,7 +93,7 @@ class Transformation(_Open):
     type: NonEmpty
     subtype: str | None = None
     description: str | None = None
-    masking: bool | None = None
+    masking: StrictBool | None = None
 
 
 class InputField(_Open):
@@ -112,7 +116,7 @@ class ColumnLineageDatasetFacet(Facet):
 
 class Assertion(_Open):
     assertion: NonEmpty
-    success: bool
+    success: StrictBool
     column: str | None = None
     severity: str | None = None
     name: str | None = None
@@ -143,9 +147,9 @@ class DatasetFacets(_Open):
 
 
 class StatisticsFacet(Facet):
-    rowCount: int | None = Field(default=None, ge=0)
-    size: int | None = Field(default=None, ge=0)
-    fileCount: int | None = Field(default=None, ge=0)
+    rowCount: StrictInt | None = Field(default=None, ge=0)
+    size: StrictInt | None = Field(default=None, ge=0)
+    fileCount: StrictInt | None = Field(default=None, ge=0)
 
 
 class InputDatasetFacets(_Open):

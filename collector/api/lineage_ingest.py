@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from collector.api.body import read_body
 from collector.api.deps import Services, services
@@ -38,14 +39,15 @@ async def post_lineage(
     request: Request, app: Annotated[Services, Depends(services)]
 ) -> JSONResponse:
     """Store one OpenLineage event. A duplicate is stored once and answered 201 again."""
-    document = decode_json(await read_body(request, app.settings.max_body_bytes))
+    body = await read_body(request, app.settings.max_body_bytes)
+    document = decode_json(body)
     if not isinstance(document, dict):
         raise ApiError(
             400,
             f"the body must be one OpenLineage event (a JSON object), not {json_type(document)}",
         )
     try:
-        incoming = prepare(document)
+        incoming = prepare(document, body)
     except InvalidEvent as invalid:
         raise ApiError(
             422, f"the event breaks the OpenLineage spec: {invalid}", invalid.problems
@@ -65,30 +67,36 @@ async def post_lineage_batch(
     Each event is judged on its own: an invalid one is reported and the others stored.
     """
     body = await read_body(request, app.settings.max_body_bytes)
-    items = split_batch(body)
-    if len(items) > app.settings.max_batch_events:
-        raise ApiError(
-            413,
-            f"the batch has {len(items)} events; the limit is {app.settings.max_batch_events}",
-        )
-    results: list[dict[str, Any]] = [
-        {"index": i, "status": "", "error": None} for i in range(len(items))
-    ]
-    valid: list[tuple[int, Incoming]] = []
-    for index, item in enumerate(items):
-        try:
-            if isinstance(item, ApiError):
-                raise item
-            valid.append((index, prepare(item)))
-        except (InvalidEvent, ApiError) as error:
-            results[index] |= {"status": Outcome.INVALID.value, "error": str(error)}
+    # Decoding and validating thousands of events is CPU work: keep it off the event loop.
+    checked = await run_in_threadpool(_check_batch, body, app.settings.max_batch_events)
+    valid = [(index, item) for index, item in enumerate(checked) if isinstance(item, Incoming)]
     outcomes = await app.writer.submit([incoming for _, incoming in valid]) if valid else []
+    results: list[dict[str, Any]] = [
+        {"index": index, "status": Outcome.INVALID.value, "error": str(item)}
+        for index, item in enumerate(checked)
+    ]
     for (index, _), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, StoreFailed):
             results[index] |= {"status": "failed", "error": str(outcome)}
         else:
-            results[index]["status"] = outcome.value
+            results[index] |= {"status": outcome.value, "error": None}
     return JSONResponse({"results": results})
+
+
+def _check_batch(body: bytes, limit: int) -> list[Incoming | InvalidEvent | ApiError]:
+    """Each item of the batch validated, or the reason it is invalid."""
+    items = split_batch(body)
+    if len(items) > limit:
+        raise ApiError(413, f"the batch has {len(items)} events; the limit is {limit}")
+    checked: list[Incoming | InvalidEvent | ApiError] = []
+    for document, raw in items:
+        try:
+            if isinstance(document, ApiError):
+                raise document
+            checked.append(prepare(document, raw))
+        except (InvalidEvent, ApiError) as error:
+            checked.append(error)
+    return checked
 
 
 def decode_json(body: bytes, what: str = "the body") -> Any:
@@ -105,16 +113,19 @@ def decode_json(body: bytes, what: str = "the body") -> Any:
         raise ApiError(400, f"{what} is not valid JSON: {error}") from None
 
 
-def split_batch(body: bytes) -> list[Any]:
-    """The batch's items: decoded documents, or an ApiError for an NDJSON line that is not JSON."""
+def split_batch(body: bytes) -> list[tuple[Any, bytes | None]]:
+    """The batch's items, each with its JSON as received when the format keeps it apart.
+
+    An NDJSON line that is not JSON comes back as an ApiError in place of its document.
+    """
     stripped = body.lstrip()
     if stripped.startswith(b"["):
         items = decode_json(body)
         assert isinstance(items, list)
-        return items
+        return [(item, None) for item in items]
     if stripped.startswith(b"{"):
         lines = enumerate(body.splitlines(), 1)
-        return [_decode_line(line, number) for number, line in lines if line.strip()]
+        return [(_decode_line(line, number), line) for number, line in lines if line.strip()]
     if not stripped:
         raise ApiError(400, "the body is empty: send a JSON array of events or NDJSON")
     raise ApiError(400, "a batch is a JSON array of events or NDJSON (one event per line)")

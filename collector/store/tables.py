@@ -114,7 +114,7 @@ jobs = Table(
     Column("description", Text),
     Column("location", Text),
     Column("facets", JSONText, nullable=False),
-    Column("facets_time", UTCDateTime, nullable=False),
+    Column("facet_times", JSONText, nullable=False),  # per facet: event time of its version
     Index(None, "namespace", "name", unique=True),
 )
 
@@ -137,7 +137,7 @@ runs = Table(
     Column("parent_run_uuid", Uuid),
     Column("error_message", Text),
     Column("facets", JSONText, nullable=False),
-    Column("facets_time", UTCDateTime, nullable=False),
+    Column("facet_times", JSONText, nullable=False),  # per facet: event time of its version
     Index(None, "job_id", "created_at"),
     Index(None, "parent_run_uuid"),
 )
@@ -154,11 +154,11 @@ datasets = Table(
     Column("source_name", String),
     Column("description", Text),
     Column("facets", JSONText, nullable=False),
-    Column("facets_time", UTCDateTime, nullable=False),
+    Column("facet_times", JSONText, nullable=False),  # per facet: event time of its version
     # The newest input/output facets runs reported for it (statistics, quality results),
     # which Marquez drops and pipewarden shows with the dataset.
     Column("io_facets", JSONText, nullable=False),
-    Column("io_facets_time", UTCDateTime, nullable=False),
+    Column("io_facet_times", JSONText, nullable=False),
     Index(None, "namespace", "name", unique=True),
 )
 
@@ -170,7 +170,10 @@ schema_versions = Table(
     # sha256 of the fields' names and types, nested fields included, in order.
     Column("fields_hash", String(64), nullable=False),
     Column("fields", JSONText, nullable=False),
+    # The version was seen from event_time to last_seen (event times, whatever the order
+    # the events arrived in).
     Column("event_time", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
     Column("run_uuid", Uuid),
     Index(None, "dataset_id", "event_time"),
 )
@@ -185,8 +188,8 @@ run_io = Table(
     Column("bytes", BigInteger),
     Column("file_count", BigInteger),
     Column("facets", JSONText, nullable=False),
-    Column("event_time", UTCDateTime, nullable=False),
-    Index(None, "dataset_id", "event_time"),
+    Column("facet_times", JSONText, nullable=False),
+    Index(None, "dataset_id", "direction"),
 )
 
 # The datasets each job has read or written, for lineage walks without touching runs.

@@ -38,8 +38,10 @@ def _insert(connection: Connection, table: Table) -> Any:
 
 def insert_event(connection: Connection, values: Mapping[str, Any]) -> bool:
     """Insert a raw event; False when the same event (by content or run transition) exists."""
-    statement = _insert(connection, events).values(**values).on_conflict_do_nothing()
-    return bool(connection.execute(statement).rowcount)
+    statement = (
+        _insert(connection, events).values(**values).on_conflict_do_nothing().returning(events.c.id)
+    )
+    return connection.execute(statement).first() is not None
 
 
 def ensure_namespace(connection: Connection, name: str, at: datetime) -> None:
@@ -66,10 +68,12 @@ def lock_or_create(
     row = connection.execute(query).first()
     if row is not None:
         return row, False
+    # RETURNING says whether this insert made the row (rowcount is -1 on psycopg with it).
+    primary_key = next(iter(table.primary_key.columns))
     created = connection.execute(
-        _insert(connection, table).values(**values).on_conflict_do_nothing()
-    ).rowcount
-    return connection.execute(query).one(), bool(created)
+        _insert(connection, table).values(**values).on_conflict_do_nothing().returning(primary_key)
+    ).first()
+    return connection.execute(query).one(), created is not None
 
 
 def lock_job(
@@ -108,32 +112,70 @@ def record_schema(
     fields: list[Any],
     at: datetime,
     run_uuid: UUID | None,
-) -> bool:
-    """Add a schema version unless the version in force at `at` has the same fields."""
-    in_force = connection.execute(
-        select(schema_versions.c.fields_hash)
-        .where(schema_versions.c.dataset_id == dataset_id, schema_versions.c.event_time <= at)
-        .order_by(schema_versions.c.event_time.desc(), schema_versions.c.id.desc())
+) -> None:
+    """Fold one observation of a dataset's schema into its versions.
+
+    Versions are intervals of event time with one schema each; an observation extends the
+    interval it falls in or touches, or starts a new version. Late observations land where
+    their time says, so the versions come out the same whatever the arrival order.
+    """
+    versions = schema_versions.c
+    before = connection.execute(
+        select(schema_versions)
+        .where(versions.dataset_id == dataset_id, versions.event_time <= at)
+        .order_by(versions.event_time.desc(), versions.id.desc())
         .limit(1)
-    ).scalar()
-    if in_force == fields_hash:
-        return False
+        .with_for_update()
+    ).first()
+    if before is not None and before.fields_hash == fields_hash:
+        if at > before.last_seen:
+            update_row(connection, schema_versions, versions.id == before.id, last_seen=at)
+        return
+    after = connection.execute(
+        select(schema_versions)
+        .where(versions.dataset_id == dataset_id, versions.event_time > at)
+        .order_by(versions.event_time, versions.id)
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if (
+        after is not None
+        and after.fields_hash == fields_hash
+        and (before is None or before.last_seen < at)
+    ):
+        update_row(
+            connection, schema_versions, versions.id == after.id, event_time=at, run_uuid=run_uuid
+        )
+        return
+    if before is not None and before.last_seen > at:
+        # The observation splits an older version: what followed it is that schema again.
+        update_row(connection, schema_versions, versions.id == before.id, last_seen=at)
+        connection.execute(
+            schema_versions.insert().values(
+                dataset_id=dataset_id,
+                fields_hash=before.fields_hash,
+                fields=before.fields,
+                event_time=before.last_seen,
+                last_seen=before.last_seen,
+                run_uuid=before.run_uuid,
+            )
+        )
     connection.execute(
         schema_versions.insert().values(
             dataset_id=dataset_id,
             fields_hash=fields_hash,
             fields=fields,
             event_time=at,
+            last_seen=at,
             run_uuid=run_uuid,
         )
     )
-    return True
 
 
 def lock_run_io(
-    connection: Connection, run_uuid: UUID, dataset_id: int, direction: str, at: datetime
+    connection: Connection, run_uuid: UUID, dataset_id: int, direction: str
 ) -> Row[Any]:
-    """A run's use of a dataset, locked, created empty at `at` if new."""
+    """A run's use of a dataset, locked, created empty if new."""
     key = (
         run_io.c.run_uuid == run_uuid,
         run_io.c.dataset_id == dataset_id,
@@ -144,9 +186,14 @@ def lock_run_io(
         "dataset_id": dataset_id,
         "direction": direction,
         "facets": {},
-        "event_time": at,
+        "facet_times": {},
     }
     return lock_or_create(connection, run_io, key, values)[0]
+
+
+def lock_dataset_by_id(connection: Connection, dataset_id: int) -> Row[Any]:
+    query = select(datasets).where(datasets.c.id == dataset_id).with_for_update()
+    return connection.execute(query).one()
 
 
 def touch_job_io(

@@ -71,9 +71,9 @@ def upgrade() -> None:
         sa.Column("source_name", sa.String(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("facets", sa.Text(), nullable=False),
-        sa.Column("facets_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("facet_times", sa.Text(), nullable=False),
         sa.Column("io_facets", sa.Text(), nullable=False),
-        sa.Column("io_facets_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("io_facet_times", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["namespace"], ["namespaces.name"], name=op.f("fk_datasets_namespace_namespaces")
         ),
@@ -100,7 +100,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("location", sa.Text(), nullable=True),
         sa.Column("facets", sa.Text(), nullable=False),
-        sa.Column("facets_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("facet_times", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["namespace"], ["namespaces.name"], name=op.f("fk_jobs_namespace_namespaces")
         ),
@@ -207,7 +207,7 @@ def upgrade() -> None:
         sa.Column("parent_run_uuid", sa.Uuid(), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("facets", sa.Text(), nullable=False),
-        sa.Column("facets_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("facet_times", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_runs_job_id_jobs")),
         sa.PrimaryKeyConstraint("uuid", name=op.f("pk_runs")),
     )
@@ -233,6 +233,7 @@ def upgrade() -> None:
         sa.Column("fields_hash", sa.String(length=64), nullable=False),
         sa.Column("fields", sa.Text(), nullable=False),
         sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("run_uuid", sa.Uuid(), nullable=True),
         sa.ForeignKeyConstraint(
             ["dataset_id"], ["datasets.id"], name=op.f("fk_schema_versions_dataset_id_datasets")
@@ -296,7 +297,7 @@ def upgrade() -> None:
         sa.Column("bytes", sa.BigInteger(), nullable=True),
         sa.Column("file_count", sa.BigInteger(), nullable=True),
         sa.Column("facets", sa.Text(), nullable=False),
-        sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("facet_times", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["dataset_id"], ["datasets.id"], name=op.f("fk_run_io_dataset_id_datasets")
         ),
@@ -305,7 +306,5 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("run_io", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_run_io_dataset_id_event_time"),
-            ["dataset_id", "event_time"],
-            unique=False,
+            batch_op.f("ix_run_io_dataset_id_direction"), ["dataset_id", "direction"], unique=False
         )
