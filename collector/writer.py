@@ -112,7 +112,7 @@ class Writer:
                 outcomes = [_store_isolated(connection, item, received_at) for item in job.items]
         except Exception as error:  # the commit itself failed: nothing of this job is stored
             log.exception("storing %d events failed", len(job.items))
-            outcomes = [StoreFailed(str(error))] * len(job.items)
+            outcomes = [StoreFailed(_first_line(error))] * len(job.items)
         job.future.set_result(outcomes)
 
 
@@ -124,4 +124,9 @@ def _store_isolated(
             return store(connection, item, received_at)
     except Exception as error:
         log.exception("storing an event failed")
-        return StoreFailed(f"{type(error).__name__}: {error}")
+        return StoreFailed(_first_line(error))
+
+
+def _first_line(error: Exception) -> str:
+    """What went wrong, without the SQL statement and parameters the driver appends."""
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

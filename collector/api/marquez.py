@@ -7,7 +7,7 @@ the encoded path and decode each name, so dots, slashes and `://` all work.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -19,6 +19,7 @@ from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
 from collector.lineage import graph
+from collector.openlineage import parse_datetime
 from collector.store import reads
 
 router = APIRouter(prefix="/api/v1", tags=["marquez"])
@@ -152,20 +153,14 @@ def list_events(
     with app.engine.connect() as connection:
         payloads, total = reads.list_events(
             connection,
-            before=_utc(before),
-            after=_utc(after),
+            before=parse_datetime(before) if before else None,
+            after=parse_datetime(after) if after else None,
             descending=sort_direction == "desc",
             limit=limit,
             offset=offset,
         )
     fragments = [orjson.Fragment(payload) for payload in payloads]
     return JSONResponse({"events": fragments, "totalCount": total})
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 # --- shapes ---------------------------------------------------------------------------
@@ -182,10 +177,26 @@ def namespace_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def job_json(connection: Connection, row: Row[Any], with_latest_run: bool = True) -> dict[str, Any]:
+def job_json(connection: Connection, row: Row[Any]) -> dict[str, Any]:
+    """A job as Marquez shows it, with its datasets and its latest run."""
     links = reads.job_datasets(connection, [row.id])
-    latest = reads.list_runs(connection, row.id, 1, 0)[0] if with_latest_run else []
+    latest = reads.list_runs(connection, row.id, 1, 0)[0]
     latest_run = run_json(connection, latest[0]) if latest else None
+    datasets = {
+        direction: [
+            {"namespace": link.namespace, "name": link.name}
+            for link in links
+            if link.direction == direction
+        ]
+        for direction in ("input", "output")
+    }
+    return _job_summary(row, datasets) | {
+        "latestRun": latest_run,
+        "latestRuns": [latest_run] if latest_run else [],
+    }
+
+
+def _job_summary(row: Row[Any], datasets: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
     return {
         "id": {"namespace": row.namespace, "name": row.name},
         "type": row.type,
@@ -195,23 +206,13 @@ def job_json(connection: Connection, row: Row[Any], with_latest_run: bool = True
         "createdAt": row.created_at,
         "updatedAt": row.updated_at,
         "namespace": row.namespace,
-        "inputs": _dataset_ids(links, "input"),
-        "outputs": _dataset_ids(links, "output"),
+        "inputs": datasets["input"],
+        "outputs": datasets["output"],
         "location": row.location,
         "description": row.description,
-        "latestRun": latest_run,
-        "latestRuns": [latest_run] if latest_run else [],
         "facets": row.facets,
         "currentVersion": None,
     }
-
-
-def _dataset_ids(links: Any, direction: str) -> list[dict[str, str]]:
-    return [
-        {"namespace": link.namespace, "name": link.name}
-        for link in links
-        if link.direction == direction
-    ]
 
 
 def run_json(connection: Connection, row: Row[Any]) -> dict[str, Any]:
@@ -318,6 +319,9 @@ def _graph_nodes(connection: Connection, found: graph.Graph) -> list[dict[str, A
     }
     in_edges: dict[str, list[dict[str, str]]] = {}
     out_edges: dict[str, list[dict[str, str]]] = {}
+    job_datasets: dict[int, dict[str, list[dict[str, str]]]] = {
+        job_id: {"input": [], "output": []} for job_id in jobs
+    }
     for job_id, dataset_id, direction in sorted(found.edges):
         if job_id not in job_node or dataset_id not in dataset_node:
             continue
@@ -326,11 +330,12 @@ def _graph_nodes(connection: Connection, found: graph.Graph) -> list[dict[str, A
         edge = {"origin": origin, "destination": destination}
         out_edges.setdefault(origin, []).append(edge)
         in_edges.setdefault(destination, []).append(edge)
+        row = datasets[dataset_id]
+        job_datasets[job_id][direction].append({"namespace": row.namespace, "name": row.name})
     nodes = []
     for job_id, row in jobs.items():
-        node = job_node[job_id]
-        data = job_json(connection, row, with_latest_run=False)
-        nodes.append(_graph_node(node, "JOB", data, in_edges, out_edges))
+        data = _job_summary(row, job_datasets[job_id])
+        nodes.append(_graph_node(job_node[job_id], "JOB", data, in_edges, out_edges))
     for dataset_id, row in datasets.items():
         node = dataset_node[dataset_id]
         data = _dataset_summary(row)
