@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import BinaryIO
@@ -60,6 +61,26 @@ class _Tail:
 
     def text(self) -> str:
         return bytes(self.data[-TAIL_BYTES:]).decode("utf-8", errors="replace")
+
+
+@contextmanager
+def noting_stop_signals() -> Iterator[list[int]]:
+    """While inside, SIGINT/SIGTERM/SIGHUP are noted in the yielded list instead of killing us.
+
+    The shim is inside for its whole run, so a stop between two tries, or while it reports,
+    ends it cleanly; while the command runs, `run_command` forwards the signals instead.
+    """
+    received: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in FORWARDED_SIGNALS}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_command(
@@ -129,8 +150,10 @@ def _supervise(
             done.wait()
     status, usage = ended[0]
     child.returncode = _exit_code(status)  # reaped here: Popen must not wait on the pid again
+    # A grandchild may still hold the pipes open: wait a moment for them, not for it.
+    deadline = time.monotonic() + 2.0
     for pump in pumps:
-        pump.join(timeout=2.0)  # a grandchild may still hold the pipe open: don't wait on it
+        pump.join(timeout=max(0.0, deadline - time.monotonic()))
     return Finished(
         exit_code=child.returncode,
         wall_seconds=time.monotonic() - started,

@@ -24,8 +24,8 @@ from collector.shim import events
 from collector.shim.checks import CheckSpec, run_check
 from collector.shim.client import Client
 from collector.shim.datasets import DatasetRef, output_statistics, resolve
-from collector.shim.process import Finished, run_command
-from collector.shim.redact import redact_args, redact_text, secret_values
+from collector.shim.process import Finished, noting_stop_signals, run_command
+from collector.shim.redact import Redactor
 from collector.shim.spool import Delivery, Spool, default_spool_dir, warn
 
 EXIT_BLOCKED = 1
@@ -73,13 +73,19 @@ class Shim:
     _warned_unreachable: bool = False
 
     def __post_init__(self) -> None:
-        self._secrets = secret_values(self.environ)
+        self._redact = Redactor.for_run(self.environ, self.spec.command)
         namespace = self.spec.dataset_namespace or self.spec.namespace
         self._inputs = [resolve(name, namespace) for name in self.spec.inputs]
         self._outputs = [resolve(name, namespace) for name in self.spec.outputs]
-        self._sql = _read_sql(self.spec.sql_files)
+        sql = _read_sql(self.spec.sql_files)
+        self._sql = self._redact.sql(sql) if sql else None
 
     def run(self) -> int:
+        """Run and report; a stop signal outside the command's own run ends retrying."""
+        with noting_stop_signals() as stops:
+            return self._run(stops)
+
+    def _run(self, stops: list[int]) -> int:
         self.replay()
         verdict = self.ask_gate()
         for message in verdict.messages:
@@ -89,15 +95,18 @@ class Shim:
             self.deliver(self._event("ABORT", first_run, {"pipewarden_gate": verdict.facet}))
             warn(f"the gate blocked job {self.spec.job!r}: the command was not started")
             return EXIT_BLOCKED
+        if stops:  # told to stop before the command started: don't start it
+            return 128 + stops[0]
         run_id = first_run
         for attempt in range(self.spec.retries + 1):
             finished = self.run_once(run_id, first_run, attempt, verdict.facet)
             failed = finished.exit_code != 0 or finished.timed_out
-            if not failed or finished.forwarded_signal or attempt == self.spec.retries:
+            stopped = finished.forwarded_signal is not None or bool(stops)
+            if not failed or stopped or attempt == self.spec.retries:
                 return _exit_code(finished)
             delay = self.spec.retry_delay * 2**attempt
             warn(f"try {attempt + 1} failed (exit {_exit_code(finished)}); retrying in {delay:g}s")
-            if _sleep_unless_signalled(delay):
+            if _sleep_until_stopped(delay, stops):
                 return _exit_code(finished)
             run_id = str(uuid.uuid4())
         raise AssertionError("unreachable")  # pragma: no cover
@@ -106,7 +115,7 @@ class Shim:
         run_facets: dict[str, Any] = {
             "pipewarden_shim": events.facet(
                 "pipewarden_shim",
-                command=redact_args(self.spec.command, self._secrets),
+                command=self._redact.args(self.spec.command),
                 host=socket.gethostname(),
                 user=_user(),
                 attempt=attempt + 1,
@@ -136,8 +145,8 @@ class Shim:
         end_facets["pipewarden_shim"] = dict(
             run_facets["pipewarden_shim"],
             exitCode=_exit_code(finished),
-            stdoutTail=redact_text(finished.stdout_tail, self._secrets),
-            stderrTail=redact_text(finished.stderr_tail, self._secrets),
+            stdoutTail=self._redact.text(finished.stdout_tail),
+            stderrTail=self._redact.text(finished.stderr_tail),
         )
         event_type = _event_type(finished)
         if event_type != "COMPLETE":
@@ -145,7 +154,7 @@ class Shim:
                 "errorMessage",
                 message=_failure_message(finished),
                 programmingLanguage="shell",
-                stackTrace=redact_text(finished.stderr_tail, self._secrets),
+                stackTrace=self._redact.text(finished.stderr_tail),
             )
         datasets = self._finished_datasets()
         self.deliver(self._event(event_type, run_id, end_facets, datasets))
@@ -321,23 +330,12 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def _sleep_unless_signalled(seconds: float) -> bool:
-    """Sleep between tries; True when SIGINT/SIGTERM/SIGHUP arrived (stop retrying)."""
-    received: list[int] = []
-
-    def note(signum: int, _frame: object) -> None:
-        received.append(signum)
-
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, note) for sig in handled}
-    try:
-        deadline = time.monotonic() + seconds
-        while not received and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return bool(received)
+def _sleep_until_stopped(seconds: float, stops: list[int]) -> bool:
+    """Wait between tries; True when a stop signal arrived meanwhile."""
+    deadline = time.monotonic() + seconds
+    while not stops and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.1))
+    return bool(stops)
 
 
 def run_shim(spec: RunSpec, settings: Settings) -> int:
