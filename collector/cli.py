@@ -46,6 +46,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     import uvicorn
 
     from collector.api.app import create_app
+    from gates.policy import PolicyError
 
     settings = _settings(host=host, port=port, database_url=database_url)
     logging.basicConfig(
@@ -58,10 +59,14 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     )
     # uvicorn re-raises the signal that stopped it once it has shut down; a graceful stop
     # is a success, so end with status 0 then instead of dying of the signal.
+    try:
+        app = create_app(settings)
+    except PolicyError as error:
+        raise click.ClickException(f"policy refused: {error}") from None
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _exit_after_graceful_stop)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -175,6 +180,22 @@ def run(
         kill_grace=kill_grace,
     )
     sys.exit(run_shim(spec, settings))
+
+
+@main.command()
+@click.argument("namespace")
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True, help="Print the gate's answer as JSON.")
+def gate(namespace: str, job: str, as_json: bool) -> None:
+    """Ask the gate whether JOB in NAMESPACE may run now, and print why.
+
+    \b
+    Exit codes: 0 allow, warn, or a would-block in monitor mode;
+                1 blocked by an enforcing gate; 2 usage error; 3 collector unreachable.
+    """
+    from collector.shim.gate_cli import ask_gate
+
+    sys.exit(ask_gate(_client_settings(), namespace, job, as_json))
 
 
 @main.command()

@@ -44,6 +44,11 @@ class Settings:
         10_000, "Most events accepted in one `POST /api/v1/lineage/batch`; more is 413."
     )
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+    policy: str = _setting(
+        "pipewarden.toml",
+        "Policy file (modes, schedules, owners, PII and public tags, freshness); used when it "
+        "exists, refused at start with its line when invalid, reloaded on SIGHUP.",
+    )
     namespace: str = _setting(
         "default", "Job namespace `pipewarden run` reports under when --namespace is not given."
     )

@@ -12,16 +12,18 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 from collector.ingest import Incoming, Outcome, store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class WriterStopped(RuntimeError):
@@ -34,8 +36,15 @@ class StoreFailed(RuntimeError):
 
 @dataclass
 class _Job:
-    items: Sequence[Incoming]
-    future: Future[list[Outcome | StoreFailed]] = field(default_factory=Future)
+    """Events to store, or another write (`action`) to run in the writer's transaction."""
+
+    items: Sequence[Incoming] = ()
+    action: Callable[[Connection], Any] | None = None
+    future: Future[Any] = field(default_factory=Future)
+
+    @property
+    def size(self) -> int:
+        return len(self.items) or 1
 
 
 class Writer:
@@ -64,9 +73,16 @@ class Writer:
         return await asyncio.wrap_future(self.submit_nowait(items))
 
     def submit_nowait(self, items: Sequence[Incoming]) -> Future[list[Outcome | StoreFailed]]:
+        return self._enqueue(_Job(items=items))
+
+    async def write(self, action: Callable[[Connection], T]) -> T:
+        """Run another write (a gate decision, feedback) in the writer, committed on return."""
+        result: T = await asyncio.wrap_future(self._enqueue(_Job(action=action)))
+        return result
+
+    def _enqueue(self, job: _Job) -> Future[Any]:
         if self._thread is None:
             raise WriterStopped("the writer is not running")
-        job = _Job(items)
         self._queue.put(job)
         return job.future
 
@@ -77,7 +93,7 @@ class Writer:
             if first is None:
                 break
             group = [first]
-            size = len(group[0].items)
+            size = first.size
             while size < self._max_group:
                 try:
                     following = self._queue.get_nowait()
@@ -87,25 +103,30 @@ class Writer:
                     stopping = True
                     break
                 group.append(following)
-                size += len(following.items)
+                size += following.size
             self._write_group(group)
 
     def _write_group(self, group: list[_Job]) -> None:
         received_at = datetime.now(UTC)
         try:
             with self._engine.begin() as connection:
-                results = [
-                    [store(connection, item, received_at) for item in job.items] for job in group
-                ]
+                results = [_perform(connection, job, received_at) for job in group]
         except Exception:
             log.warning("group of %d requests failed; storing them one by one", len(group))
             for job in group:
                 self._write_alone(job, received_at)
             return
-        for job, outcomes in zip(group, results, strict=True):
-            job.future.set_result(list(outcomes))
+        for job, result in zip(group, results, strict=True):
+            job.future.set_result(result)
 
     def _write_alone(self, job: _Job, received_at: datetime) -> None:
+        if job.action is not None:
+            try:
+                with self._engine.begin() as connection:
+                    job.future.set_result(job.action(connection))
+            except Exception as error:
+                job.future.set_exception(error)
+            return
         outcomes: list[Outcome | StoreFailed] = []
         try:
             with self._engine.begin() as connection:
@@ -114,6 +135,12 @@ class Writer:
             log.exception("storing %d events failed", len(job.items))
             outcomes = [StoreFailed(_first_line(error))] * len(job.items)
         job.future.set_result(outcomes)
+
+
+def _perform(connection: Connection, job: _Job, received_at: datetime) -> Any:
+    if job.action is not None:
+        return job.action(connection)
+    return [store(connection, item, received_at) for item in job.items]
 
 
 def _store_isolated(

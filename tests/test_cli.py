@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from collector.cli import main
@@ -26,10 +28,10 @@ def test_serve_help_explains_its_flags() -> None:
 def test_db_upgrade_migrates_the_store(database_url: str) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade", "--database-url", database_url])
     assert result.exit_code == 0, result.output
-    assert "revision none → 0001" in result.output
+    assert "revision none → 0002" in result.output
     engine = make_engine(database_url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
     finally:
         engine.dispose()
 
@@ -40,3 +42,25 @@ def test_a_bad_setting_is_a_usage_error_naming_the_variable() -> None:
     )
     assert result.exit_code == 2
     assert "PIPEWARDEN_DATABASE_URL" in result.output
+
+
+def test_serve_refuses_an_invalid_policy_naming_file_and_line(tmp_path: Path) -> None:
+    policy = tmp_path / "pipewarden.toml"
+    policy.write_text('[defaults]\nmode = "sometimes"\n')
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--database-url", f"sqlite:///{tmp_path / 'x.db'}"],
+        env={"PIPEWARDEN_POLICY": str(policy)},
+    )
+    assert result.exit_code == 1
+    assert f"policy refused: {policy}:2: [defaults] mode must be" in result.output
+
+
+def test_serve_refuses_a_named_policy_file_that_does_not_exist(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--database-url", f"sqlite:///{tmp_path / 'x.db'}"],
+        env={"PIPEWARDEN_POLICY": str(tmp_path / "missing.toml")},
+    )
+    assert result.exit_code == 1
+    assert "policy file not found" in result.output

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector.api import health, lineage_ingest, marquez
+from collector.api import gates, health, lineage_ingest, marquez
 from collector.api.deps import Services
 from collector.api.errors import (
     ApiError,
@@ -21,6 +24,7 @@ from collector.api.errors import (
     request_validation_handler,
 )
 from collector.api.responses import JSONResponse
+from collector.policy import PolicyHolder
 from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.migrate import upgrade
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     """The collector for these settings; the store is migrated and the writer started at startup."""
 
+    policy = PolicyHolder(settings)  # an invalid policy stops the start here
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
@@ -39,7 +45,10 @@ def create_app(settings: Settings) -> FastAPI:
         upgrade(writer_engine)
         writer = Writer(writer_engine)
         writer.start()
-        app.state.services = Services(settings=settings, engine=engine, writer=writer)
+        app.state.services = Services(
+            settings=settings, engine=engine, writer=writer, policy=policy
+        )
+        _reload_policy_on_sighup(policy)
         log.info("store ready: %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
@@ -58,10 +67,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    for router in (lineage_ingest.router, marquez.router, health.router):
+    for router in (lineage_ingest.router, marquez.router, gates.router, health.router):
         app.include_router(router)
     app.add_middleware(EncodedPathMiddleware)
     return app
+
+
+def _reload_policy_on_sighup(policy: PolicyHolder) -> None:
+    """`kill -HUP` re-reads the policy file (only possible in the main thread's loop)."""
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, policy.reload)
 
 
 class EncodedPathMiddleware:

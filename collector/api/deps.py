@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy import Engine
 
+from collector.policy import PolicyHolder
 from collector.settings import Settings
 from collector.writer import Writer
 
@@ -16,6 +17,7 @@ class Services:
     settings: Settings
     engine: Engine
     writer: Writer
+    policy: PolicyHolder
 
 
 def services(request: Request) -> Services:

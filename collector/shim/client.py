@@ -58,6 +58,10 @@ class Client:
         path = f"/api/v1/gates/{quote(namespace, safe='')}/{quote(job, safe='')}"
         return self.request("POST", path, plan)
 
+    def gate_known(self, namespace: str, job: str) -> Answer | None:
+        path = f"/api/v1/gates/{quote(namespace, safe='')}/{quote(job, safe='')}"
+        return self.request("GET", path)
+
     def request(self, method: str, path: str, payload: Any = None) -> Answer | None:
         """One call; None when the collector cannot be reached in time."""
         if self.unreachable_reason is not None:

@@ -10,11 +10,14 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, Select, and_, func, select
 
 from collector.store.tables import (
+    column_edges,
     datasets,
     events,
+    gate_decisions,
     job_io,
     jobs,
     namespaces,
+    quality_assertions,
     run_io,
     runs,
     schema_versions,
@@ -177,3 +180,119 @@ def list_events(
 
 def count_events(connection: Connection) -> int:
     return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+# --- for gates ------------------------------------------------------------------------
+
+
+def latest_run(connection: Connection, job_id: int) -> Row[Any] | None:
+    query = (
+        select(runs)
+        .where(runs.c.job_id == job_id)
+        .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
+        .limit(1)
+    )
+    return connection.execute(query).first()
+
+
+def last_success(connection: Connection, job_id: int) -> Row[Any] | None:
+    """The job's newest completed run: the index on (job_id, created_at) walked backwards."""
+    query = (
+        select(runs)
+        .where(runs.c.job_id == job_id, runs.c.state == "COMPLETED")
+        .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
+        .limit(1)
+    )
+    return connection.execute(query).first()
+
+
+def datasets_by_name(
+    connection: Connection, names: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Row[Any]]:
+    found = {}
+    for namespace, name in names:
+        row = get_dataset(connection, namespace, name)
+        if row is not None:
+            found[(namespace, name)] = row
+    return found
+
+
+def producers(connection: Connection, dataset_id: int) -> Sequence[Row[Any]]:
+    """The jobs that write a dataset."""
+    query = (
+        select(jobs)
+        .join(job_io, job_io.c.job_id == jobs.c.id)
+        .where(job_io.c.dataset_id == dataset_id, job_io.c.direction == "output")
+    )
+    return connection.execute(query).all()
+
+
+def columns_read(connection: Connection, job_id: int) -> dict[int, set[str]] | None:
+    """Per input dataset, the columns the job's column lineage reads; None without lineage."""
+    query = select(column_edges.c.in_dataset_id, column_edges.c.in_field).where(
+        column_edges.c.job_id == job_id
+    )
+    rows = connection.execute(query).all()
+    if not rows:
+        return None
+    read: dict[int, set[str]] = {}
+    for dataset_id, field in rows:
+        read.setdefault(dataset_id, set()).add(field)
+    return read
+
+
+def has_column_lineage(connection: Connection, job_id: int, dataset_id: int) -> bool:
+    query = (
+        select(column_edges.c.id)
+        .where(column_edges.c.job_id == job_id, column_edges.c.out_dataset_id == dataset_id)
+        .limit(1)
+    )
+    return connection.execute(query).first() is not None
+
+
+def latest_assertions(connection: Connection, dataset_id: int) -> Sequence[Row[Any]]:
+    """The quality results of the newest run that checked the dataset."""
+    newest = connection.execute(
+        select(quality_assertions.c.run_uuid)
+        .where(quality_assertions.c.dataset_id == dataset_id)
+        .order_by(quality_assertions.c.event_time.desc())
+        .limit(1)
+    ).scalar()
+    if newest is None:
+        return []
+    query = select(quality_assertions).where(
+        quality_assertions.c.dataset_id == dataset_id, quality_assertions.c.run_uuid == newest
+    )
+    return connection.execute(query).all()
+
+
+def schema_versions_since(
+    connection: Connection, dataset_id: int, since: datetime | None
+) -> Sequence[Row[Any]]:
+    """The version in force at `since` and every later one, oldest first (all when None)."""
+    versions = schema_versions.c
+    later = select(schema_versions).where(versions.dataset_id == dataset_id)
+    if since is None:
+        return connection.execute(later.order_by(versions.event_time, versions.id)).all()
+    in_force = connection.execute(
+        select(schema_versions)
+        .where(versions.dataset_id == dataset_id, versions.event_time <= since)
+        .order_by(versions.event_time.desc(), versions.id.desc())
+        .limit(1)
+    ).all()
+    after = connection.execute(
+        later.where(versions.event_time > since).order_by(versions.event_time, versions.id)
+    ).all()
+    return [*in_force, *after]
+
+
+def recent_decisions(
+    connection: Connection, namespace: str, job: str, limit: int
+) -> Sequence[Row[Any]]:
+    query = (
+        select(gate_decisions)
+        .where(gate_decisions.c.namespace == namespace, gate_decisions.c.job == job)
+        .order_by(gate_decisions.c.decided_at.desc(), gate_decisions.c.id.desc())
+        .limit(limit)
+    )
+    return connection.execute(query).all()

@@ -258,3 +258,22 @@ quality_assertions = Table(
     ),
     Index(None, "dataset_id", "event_time"),
 )
+
+# Every gate decision, the would-block ones of monitor mode included: the audit log and the
+# record of how ready each job is to enforce. decided_at is wall time (when it was asked).
+gate_decisions = Table(
+    "gate_decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uuid", Uuid, nullable=False, unique=True),
+    Column("namespace", String, nullable=False),
+    Column("job", String, nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("decision", String(8), nullable=False),  # allow | warn | block
+    Column("mode", String(8), nullable=False),  # monitor | enforce
+    Column("effective", String(8), nullable=False),  # allow | block
+    Column("reasons", JSONText, nullable=False),
+    Column("plan", JSONText),  # what a POST declared; NULL when judged from stored state
+    Index(None, "namespace", "job", "decided_at"),
+    Index(None, "decided_at"),
+)

@@ -1,0 +1,285 @@
+"""Gate decisions: gather what the store knows of a job into a GateContext, let the pure rules
+decide, apply the job's mode, and keep the decision (the audit log).
+
+A job is judged on what it declares (a POSTed plan: the shim's first run) or else on what
+pipewarden knows of it: its latest run's inputs and outputs and its column lineage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row
+
+from collector.store import reads
+from collector.store.tables import gate_decisions
+from detectors.schema import Field as SchemaField
+from detectors.schema import diff as schema_diff
+from gates.decide import decide, effective
+from gates.model import (
+    Assertion,
+    Decision,
+    GateContext,
+    InputState,
+    OutputState,
+    ProducerRun,
+    SchemaChange,
+)
+from gates.policy import Policy
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a job declares it will do (a POST to the gate)."""
+
+    inputs: tuple[DatasetRef, ...] = ()
+    outputs: tuple[DatasetRef, ...] = ()
+    sql: str | None = None
+    dialect: str | None = None
+
+
+@dataclass(frozen=True)
+class GateAnswer:
+    namespace: str
+    job: str
+    decision: Decision
+    mode: str
+    effective: str
+    decision_id: uuid.UUID
+    decided_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "job": self.job,
+            "decision": self.decision.decision,
+            "mode": self.mode,
+            "effective": self.effective,
+            "reasons": [_reason_json(reason) for reason in self.decision.reasons],
+            "decisionId": str(self.decision_id),
+            "decidedAt": self.decided_at,
+        }
+
+
+def judge(
+    engine: Engine, policy: Policy, namespace: str, job: str, plan: Plan | None = None
+) -> GateAnswer:
+    """Decide whether the job may run now (reading the store only); `record` keeps it."""
+    now = datetime.now(UTC)
+    settings = policy.for_job(namespace, job)
+    with engine.connect() as connection:
+        context = build_context(connection, policy, namespace, job, plan, now)
+    decision = decide(context)
+    return GateAnswer(
+        namespace=namespace,
+        job=job,
+        decision=decision,
+        mode=settings.mode,
+        effective=effective(decision, settings.mode),
+        decision_id=uuid.uuid4(),
+        decided_at=now,
+    )
+
+
+def record(connection: Connection, answer: GateAnswer, plan: Plan | None) -> None:
+    """Keep the decision in the audit log (in the writer's transaction)."""
+    connection.execute(
+        gate_decisions.insert().values(
+            uuid=answer.decision_id,
+            namespace=answer.namespace,
+            job=answer.job,
+            decided_at=answer.decided_at,
+            decision=answer.decision.decision,
+            mode=answer.mode,
+            effective=answer.effective,
+            reasons=[_reason_json(reason) for reason in answer.decision.reasons],
+            plan=_plan_json(plan) if plan is not None else None,
+        )
+    )
+
+
+def build_context(
+    connection: Connection,
+    policy: Policy,
+    namespace: str,
+    job: str,
+    plan: Plan | None,
+    now: datetime,
+) -> GateContext:
+    settings = policy.for_job(namespace, job)
+    job_row = reads.get_job(connection, namespace, job)
+    inputs, outputs = _declared_or_known(connection, job_row, plan)
+    read_by_job = reads.columns_read(connection, job_row.id) if job_row is not None else None
+    success = reads.last_success(connection, job_row.id) if job_row is not None else None
+    since = success.created_at if success is not None else None
+    known = reads.datasets_by_name(connection, {(d.namespace, d.name) for d in inputs + outputs})
+    return GateContext(
+        namespace=namespace,
+        job=job,
+        now=now,
+        owner=settings.owner or _owner_facet(job_row),
+        block_on_upstream_failure=settings.block_on_upstream_failure,
+        inputs=tuple(
+            _input_state(connection, policy, ref, known, read_by_job, since, job_row)
+            for ref in inputs
+        ),
+        outputs=tuple(_output_state(connection, policy, ref, known, job_row) for ref in outputs),
+    )
+
+
+def _declared_or_known(
+    connection: Connection, job_row: Row[Any] | None, plan: Plan | None
+) -> tuple[list[DatasetRef], list[DatasetRef]]:
+    if plan is not None and (plan.inputs or plan.outputs):
+        return list(plan.inputs), list(plan.outputs)
+    if job_row is None:
+        return [], []
+    latest = reads.latest_run(connection, job_row.id)
+    if latest is None:
+        return [], []
+    used = reads.run_datasets(connection, latest.uuid)
+    refs = {
+        direction: [DatasetRef(io.namespace, io.name) for io in used if io.direction == direction]
+        for direction in ("input", "output")
+    }
+    return refs["input"], refs["output"]
+
+
+def _input_state(
+    connection: Connection,
+    policy: Policy,
+    ref: DatasetRef,
+    known: dict[tuple[str, str], Row[Any]],
+    read_by_job: dict[int, set[str]] | None,
+    since: datetime | None,
+    job_row: Row[Any] | None,
+) -> InputState:
+    settings = policy.for_dataset(ref.namespace, ref.name)
+    row = known.get((ref.namespace, ref.name))
+    if row is None:
+        return InputState(ref.namespace, ref.name, freshness=settings.freshness)
+    columns = None if read_by_job is None else frozenset(read_by_job.get(row.id, set()))
+    return InputState(
+        namespace=ref.namespace,
+        name=ref.name,
+        columns_read=columns,
+        schema_changes=_schema_changes(connection, row.id, since),
+        assertions=tuple(
+            Assertion(a.assertion, a.column_name, a.success, a.severity, a.event_time)
+            for a in reads.latest_assertions(connection, row.id)
+        ),
+        producers=_producers(connection, row.id, job_row),
+        last_modified=row.last_modified_at,
+        freshness=settings.freshness,
+    )
+
+
+def _output_state(
+    connection: Connection,
+    policy: Policy,
+    ref: DatasetRef,
+    known: dict[tuple[str, str], Row[Any]],
+    job_row: Row[Any] | None,
+) -> OutputState:
+    settings = policy.for_dataset(ref.namespace, ref.name)
+    row = known.get((ref.namespace, ref.name))
+    lineage = (
+        row is not None
+        and job_row is not None
+        and reads.has_column_lineage(connection, job_row.id, row.id)
+    )
+    return OutputState(ref.namespace, ref.name, public=settings.public, has_lineage=lineage)
+
+
+def _schema_changes(
+    connection: Connection, dataset_id: int, since: datetime | None
+) -> tuple[SchemaChange, ...]:
+    """The net change from the schema the job last ran well on to the current one."""
+    if since is None:
+        return ()
+    versions = reads.schema_versions_since(connection, dataset_id, since)
+    if len(versions) < 2:
+        return ()
+    first, last = versions[0], versions[-1]
+    return tuple(
+        SchemaChange(
+            kind=change.kind,
+            column=change.renamed_from or change.column,
+            breaking=change.breaking,
+            at=last.event_time,
+            old_type=change.old_type,
+            new_type=change.new_type,
+            renamed_to=change.column if change.renamed_from else None,
+        )
+        for change in schema_diff(_fields(first.fields), _fields(last.fields))
+    )
+
+
+def _fields(raw: Sequence[Any]) -> list[SchemaField]:
+    return [
+        SchemaField(
+            name=str(item["name"]), type=item.get("type"), description=item.get("description")
+        )
+        for item in raw
+        if isinstance(item, dict) and item.get("name")
+    ]
+
+
+def _producers(
+    connection: Connection, dataset_id: int, job_row: Row[Any] | None
+) -> tuple[ProducerRun, ...]:
+    found = []
+    for producer in reads.producers(connection, dataset_id):
+        if job_row is not None and producer.id == job_row.id:
+            continue
+        latest = reads.latest_run(connection, producer.id)
+        if latest is None:
+            continue
+        success = reads.last_success(connection, producer.id)
+        found.append(
+            ProducerRun(
+                namespace=producer.namespace,
+                job=producer.name,
+                state=latest.state,
+                at=latest.ended_at or latest.created_at,
+                last_success=(success.ended_at or success.created_at) if success else None,
+            )
+        )
+    return tuple(found)
+
+
+def _owner_facet(job_row: Row[Any] | None) -> str | None:
+    if job_row is None:
+        return None
+    owners = (job_row.facets.get("ownership") or {}).get("owners") or []
+    names = [o.get("name") for o in owners if isinstance(o, dict) and o.get("name")]
+    return str(names[0]) if names else None
+
+
+def _reason_json(reason: Any) -> dict[str, Any]:
+    return {
+        "rule": reason.rule,
+        "severity": reason.severity,
+        "dataset": reason.dataset,
+        "column": reason.column,
+        "message": reason.message,
+    }
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "inputs": [vars(ref) for ref in plan.inputs],
+        "outputs": [vars(ref) for ref in plan.outputs],
+        "sql": plan.sql,
+        "dialect": plan.dialect,
+    }
