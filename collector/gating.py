@@ -8,16 +8,15 @@ pipewarden knows of it: its latest run's inputs and outputs and its column linea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row
 
+from collector.detection import schema_fields
 from collector.store import reads
 from collector.store.tables import gate_decisions
-from detectors.schema import Field as SchemaField
 from detectors.schema import diff as schema_diff
 from gates.decide import decide, effective
 from gates.model import (
@@ -221,18 +220,8 @@ def _schema_changes(
             new_type=change.new_type,
             renamed_to=change.column if change.renamed_from else None,
         )
-        for change in schema_diff(_fields(first.fields), _fields(last.fields))
+        for change in schema_diff(schema_fields(first.fields), schema_fields(last.fields))
     )
-
-
-def _fields(raw: Sequence[Any]) -> list[SchemaField]:
-    return [
-        SchemaField(
-            name=str(item["name"]), type=item.get("type"), description=item.get("description")
-        )
-        for item in raw
-        if isinstance(item, dict) and item.get("name")
-    ]
 
 
 def _producers(

@@ -49,6 +49,11 @@ class Settings:
         "Policy file (modes, schedules, owners, PII and public tags, freshness); used when it "
         "exists, refused at start with its line when invalid, reloaded on SIGHUP.",
     )
+    evaluator_interval: float = _setting(
+        30.0,
+        "Seconds between the evaluator's checks for overruns and missed runs (finished runs "
+        "are judged as they arrive).",
+    )
     namespace: str = _setting(
         "default", "Job namespace `pipewarden run` reports under when --namespace is not given."
     )
@@ -147,6 +152,8 @@ def _checked(settings: Settings) -> Settings:
         raise SettingsError(f"{env_name('port')} must be between 1 and 65535")
     if settings.log_level not in _LOG_LEVELS:
         raise SettingsError(f"{env_name('log_level')} must be one of {sorted(_LOG_LEVELS)}")
+    if settings.evaluator_interval <= 0:
+        raise SettingsError(f"{env_name('evaluator_interval')} must be more than 0 seconds")
     if not 0 < settings.client_timeout <= 60:
         raise SettingsError(f"{env_name('client_timeout')} must be between 0 and 60 seconds")
     if not settings.url.startswith(("http://", "https://")):

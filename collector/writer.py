@@ -80,6 +80,11 @@ class Writer:
         result: T = await asyncio.wrap_future(self._enqueue(_Job(action=action)))
         return result
 
+    def write_sync(self, action: Callable[[Connection], T]) -> T:
+        """`write` for threads other than the event loop's (the evaluator)."""
+        result: T = self._enqueue(_Job(action=action)).result()
+        return result
+
     def _enqueue(self, job: _Job) -> Future[Any]:
         if self._thread is None:
             raise WriterStopped("the writer is not running")

@@ -7,14 +7,18 @@ values are compared as log(1 + value): the +1 keeps zero finite and makes sub-un
     log value = level (recent, may drift) + seasonal offset (slot of the day or week) + noise
 
 fitted on the points before the one under test, never on it. Points flagged earlier and
-points an operator confirmed stay out of the fit, so one past incident does not widen the
-range; points marked false positive are ordinary points. A run of consecutive flagged points
-at one new level that later points do not contradict is a level shift: the level then
-rests on the points since the shift only. Seasonality is chosen among a few calendars
-(hour of day, day of week, weekday/weekend and their products) only when the history spans
-enough cycles and the calendar clearly explains the variation; before that the range is the
-plain one. The scale is a median absolute deviation, and the band is never narrower than
-the relative floor, so a constant series has a usable range and a real jump still shows.
+points an operator confirmed stay out of the level and the scale, so one past incident does
+not widen the range; points marked false positive are ordinary points. A few consecutive
+flagged points at one new level (or, on a noisy job, a few more runs all on one side with
+some flagged) that later points do not contradict are a level shift: the level then rests
+on the points since the shift, and for its first week the old level stays acceptable too.
+Seasonality is chosen among a few calendars (hour of day, day of week, weekday/weekend and
+their products) only once the history spans a whole cycle, the slot judged has been seen,
+and the calendar clearly beats none out of sample; flagged points help teach it, so a
+weekly peak flagged before it was learnable does not stay an anomaly. Growth is followed
+by a robust slope when it is steady. The scale comes from the median (or the 90th
+percentile) of absolute residuals, and the band is never narrower than the relative floor,
+so a constant series has a usable range and a real jump still shows.
 """
 
 from __future__ import annotations

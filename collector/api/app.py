@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector.api import gates, health, lineage_ingest, marquez
+from collector.api import findings, gates, health, lineage_ingest, marquez
 from collector.api.deps import Services
 from collector.api.errors import (
     ApiError,
@@ -24,6 +24,8 @@ from collector.api.errors import (
     request_validation_handler,
 )
 from collector.api.responses import JSONResponse
+from collector.detection import Detection
+from collector.evaluator import Evaluator
 from collector.policy import PolicyHolder
 from collector.settings import Settings
 from collector.store.engine import make_engine
@@ -45,14 +47,18 @@ def create_app(settings: Settings) -> FastAPI:
         upgrade(writer_engine)
         writer = Writer(writer_engine)
         writer.start()
+        detection = Detection(engine, writer.write_sync, lambda: policy.current)
+        evaluator = Evaluator(engine, detection, settings.evaluator_interval)
+        evaluator.start()
         app.state.services = Services(
-            settings=settings, engine=engine, writer=writer, policy=policy
+            settings=settings, engine=engine, writer=writer, policy=policy, evaluator=evaluator
         )
         _reload_policy_on_sighup(policy)
         log.info("store ready: %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
+            evaluator.stop()
             writer.stop()
             writer_engine.dispose()
             engine.dispose()
@@ -67,7 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    for router in (lineage_ingest.router, marquez.router, gates.router, health.router):
+    for router in (
+        lineage_ingest.router,
+        marquez.router,
+        gates.router,
+        findings.router,
+        health.router,
+    ):
         app.include_router(router)
     app.add_middleware(EncodedPathMiddleware)
     return app

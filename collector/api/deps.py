@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy import Engine
 
+from collector.evaluator import Evaluator
 from collector.policy import PolicyHolder
 from collector.settings import Settings
 from collector.writer import Writer
@@ -18,6 +19,7 @@ class Services:
     engine: Engine
     writer: Writer
     policy: PolicyHolder
+    evaluator: Evaluator
 
 
 def services(request: Request) -> Services:

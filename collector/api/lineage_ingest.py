@@ -14,7 +14,7 @@ from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
 from collector.ingest import Incoming, Outcome, prepare
-from collector.openlineage import InvalidEvent, json_type
+from collector.openlineage import EventType, InvalidEvent, RunEvent, json_type
 from collector.writer import StoreFailed
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -55,6 +55,7 @@ async def post_lineage(
     (outcome,) = await app.writer.submit([incoming])
     if isinstance(outcome, StoreFailed):
         raise ApiError(500, f"the event could not be stored: {outcome}")
+    _wake_detection(app, [incoming])
     return JSONResponse({"status": outcome.value}, 201)
 
 
@@ -71,6 +72,7 @@ async def post_lineage_batch(
     checked = await run_in_threadpool(_check_batch, body, app.settings.max_batch_events)
     valid = [(index, item) for index, item in enumerate(checked) if isinstance(item, Incoming)]
     outcomes = await app.writer.submit([incoming for _, incoming in valid]) if valid else []
+    _wake_detection(app, [incoming for _, incoming in valid])
     results: list[dict[str, Any]] = [
         {"index": index, "status": Outcome.INVALID.value, "error": str(item)}
         for index, item in enumerate(checked)
@@ -81,6 +83,15 @@ async def post_lineage_batch(
         else:
             results[index] |= {"status": outcome.value, "error": None}
     return JSONResponse({"results": results})
+
+
+def _wake_detection(app: Services, stored: list[Incoming]) -> None:
+    """A run that just finished is judged now, not at the evaluator's next tick."""
+    if any(isinstance(i.event, RunEvent) and i.event.eventType in _ENDS for i in stored):
+        app.evaluator.wake()
+
+
+_ENDS = (EventType.COMPLETE, EventType.FAIL, EventType.ABORT)
 
 
 def _check_batch(body: bytes, limit: int) -> list[Incoming | InvalidEvent | ApiError]:

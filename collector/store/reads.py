@@ -13,6 +13,7 @@ from collector.store.tables import (
     column_edges,
     datasets,
     events,
+    findings,
     gate_decisions,
     job_io,
     jobs,
@@ -294,5 +295,138 @@ def recent_decisions(
         .where(gate_decisions.c.namespace == namespace, gate_decisions.c.job == job)
         .order_by(gate_decisions.c.decided_at.desc(), gate_decisions.c.id.desc())
         .limit(limit)
+    )
+    return connection.execute(query).all()
+
+
+# --- for detection --------------------------------------------------------------------
+
+HISTORY_LIMIT = 400  # the newest points a baseline rests on
+
+
+def undetected_runs(connection: Connection, limit: int) -> Sequence[Row[Any]]:
+    """Finished runs the detectors have not judged yet, oldest first."""
+    query = (
+        select(runs, jobs.c.namespace, jobs.c.name.label("job_name"))
+        .join(jobs)
+        .where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+        .order_by(runs.c.created_at)
+        .limit(limit)
+    )
+    return connection.execute(query).all()
+
+
+def running_runs(connection: Connection) -> Sequence[Row[Any]]:
+    query = (
+        select(runs, jobs.c.namespace, jobs.c.name.label("job_name"))
+        .join(jobs)
+        .where(runs.c.state == "RUNNING", runs.c.started_at.is_not(None))
+    )
+    return connection.execute(query).all()
+
+
+def runs_before(connection: Connection, job_id: int, before: datetime) -> Sequence[Row[Any]]:
+    """The job's runs created before `before`, newest first, at most HISTORY_LIMIT."""
+    query = (
+        select(runs)
+        .where(runs.c.job_id == job_id, runs.c.created_at < before)
+        .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
+        .limit(HISTORY_LIMIT)
+    )
+    return connection.execute(query).all()
+
+
+def written_before(
+    connection: Connection, job_id: int, dataset_id: int, before: datetime
+) -> Sequence[Row[Any]]:
+    """What the job's earlier finished runs wrote to the dataset: (run, ended_at, rows, verdict)."""
+    query: Select[Any] = (
+        select(
+            runs.c.uuid,
+            runs.c.ended_at,
+            run_io.c.row_count,
+            run_io.c.bytes,
+            run_io.c.verdict,
+        )
+        .join(runs, runs.c.uuid == run_io.c.run_uuid)
+        .where(
+            run_io.c.dataset_id == dataset_id,
+            run_io.c.direction == "output",
+            runs.c.job_id == job_id,
+            runs.c.state == "COMPLETED",
+            runs.c.created_at < before,
+        )
+        .order_by(runs.c.created_at.desc())
+        .limit(HISTORY_LIMIT)
+    )
+    return connection.execute(query).all()
+
+
+def schema_versions_of_run(
+    connection: Connection, run_uuid: UUID
+) -> list[tuple[Row[Any], Row[Any]]]:
+    """Schema versions first seen in this run, each with the version before it."""
+    query = select(schema_versions).where(schema_versions.c.run_uuid == run_uuid)
+    found = []
+    for version in connection.execute(query).all():
+        previous = connection.execute(
+            select(schema_versions)
+            .where(
+                schema_versions.c.dataset_id == version.dataset_id,
+                schema_versions.c.event_time < version.event_time,
+            )
+            .order_by(schema_versions.c.event_time.desc(), schema_versions.c.id.desc())
+            .limit(1)
+        ).first()
+        if previous is not None:
+            found.append((previous, version))
+    return found
+
+
+def run_assertions(connection: Connection, run_uuid: UUID) -> Sequence[Row[Any]]:
+    query: Select[Any] = (
+        select(quality_assertions, datasets.c.namespace, datasets.c.name)
+        .join(datasets, datasets.c.id == quality_assertions.c.dataset_id)
+        .where(quality_assertions.c.run_uuid == run_uuid)
+    )
+    return connection.execute(query).all()
+
+
+def all_jobs(connection: Connection) -> Sequence[Row[Any]]:
+    query: Select[Any] = select(jobs.c.id, jobs.c.namespace, jobs.c.name)
+    return connection.execute(query).all()
+
+
+def list_findings(
+    connection: Connection, filters: dict[str, Any], limit: int, offset: int
+) -> tuple[Sequence[Row[Any]], int]:
+    conditions = [
+        getattr(findings.c, column) == value
+        for column, value in filters.items()
+        if value is not None and column != "since"
+    ]
+    if filters.get("since") is not None:
+        conditions.append(findings.c.event_time >= filters["since"])
+    where = and_(True, *conditions)
+    rows = connection.execute(
+        select(findings)
+        .where(where)
+        .order_by(findings.c.event_time.desc(), findings.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    total = connection.execute(select(func.count()).select_from(findings).where(where)).scalar_one()
+    return rows, total
+
+
+def get_finding(connection: Connection, finding_id: int) -> Row[Any] | None:
+    return connection.execute(select(findings).where(findings.c.id == finding_id)).first()
+
+
+def open_findings_on(connection: Connection, namespace: str, name: str) -> Sequence[Row[Any]]:
+    query = select(findings).where(
+        findings.c.dataset_namespace == namespace,
+        findings.c.dataset == name,
+        findings.c.status == "open",
     )
     return connection.execute(query).all()

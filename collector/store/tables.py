@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -138,8 +140,21 @@ runs = Table(
     Column("error_message", Text),
     Column("facets", JSONText, nullable=False),
     Column("facet_times", JSONText, nullable=False),  # per facet: event time of its version
+    # Detection: NULL until the detectors have judged the finished run (the evaluator picks
+    # up what is NULL, so a crash between commit and detection loses nothing).
+    Column("detected_at", UTCDateTime),
+    # anomaly | false_positive | confirmed: keeps flagged durations out of later baselines.
+    Column("verdict", String(16)),
     Index(None, "job_id", "created_at"),
     Index(None, "parent_run_uuid"),
+    Index(
+        "ix_runs_undetected",
+        "state_rank",
+        "detected_at",
+        sqlite_where=text("detected_at IS NULL"),
+        postgresql_where=text("detected_at IS NULL"),
+    ),
+    Index(None, "state", "started_at"),
 )
 
 datasets = Table(
@@ -176,6 +191,7 @@ schema_versions = Table(
     Column("last_seen", UTCDateTime, nullable=False),
     Column("run_uuid", Uuid),
     Index(None, "dataset_id", "event_time"),
+    Index(None, "run_uuid"),
 )
 
 run_io = Table(
@@ -189,6 +205,7 @@ run_io = Table(
     Column("file_count", BigInteger),
     Column("facets", JSONText, nullable=False),
     Column("facet_times", JSONText, nullable=False),
+    Column("verdict", String(16)),  # as runs.verdict, for the rows written
     Index(None, "dataset_id", "direction"),
 )
 
@@ -276,4 +293,49 @@ gate_decisions = Table(
     Column("plan", JSONText),  # what a POST declared; NULL when judged from stored state
     Index(None, "namespace", "job", "decided_at"),
     Index(None, "decided_at"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # kind|job|dataset|run or slot|subject: the same finding found twice (live, then on a
+    # replay of the history) is stored once.
+    Column("key", String, nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("namespace", String, nullable=False),
+    Column("job", String, nullable=False),
+    Column("dataset_namespace", String),
+    Column("dataset", String),
+    Column("run_uuid", Uuid),
+    Column("subject", String),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("observed", Float),
+    Column("expected_low", Float),
+    Column("expected_high", Float),
+    Column("score", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # open | resolved | false_positive
+    Column("message", Text, nullable=False),
+    Index(None, "namespace", "job", "event_time"),
+    Index(None, "dataset_namespace", "dataset", "status"),
+    Index(None, "status", "kind"),
+    Index(None, "event_time"),
+)
+
+# The latest expected range per job (and output dataset) and metric, for dashboards' bands.
+expectations = Table(
+    "expectations",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id"), primary_key=True),
+    Column("dataset_id", Id, primary_key=True),  # 0 for the job's own metrics (duration)
+    Column("metric", String(16), primary_key=True),  # duration | rows | bytes
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("observed", Float),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("centre", Float, nullable=False),
+    Column("learning", Boolean, nullable=False),
+    Column("season", String),
 )

@@ -20,6 +20,8 @@ from collector.store.tables import (
     column_edges,
     datasets,
     events,
+    expectations,
+    findings,
     job_io,
     jobs,
     namespaces,
@@ -248,3 +250,35 @@ def upsert_assertions(connection: Connection, rows: Sequence[Mapping[str, Any]])
         set_={"success": statement.excluded.success, "event_time": statement.excluded.event_time},
     )
     connection.execute(statement, list(rows))
+
+
+def add_finding(connection: Connection, values: Mapping[str, Any]) -> bool:
+    """Store a finding unless the same one (by key) is stored; True when it is new."""
+    statement = (
+        _insert(connection, findings)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(findings.c.id)
+    )
+    return connection.execute(statement).first() is not None
+
+
+def claim_detection(connection: Connection, run_uuid: UUID, at: datetime) -> bool:
+    """Mark a run judged; False when another collector got there first."""
+    statement = (
+        update(runs)
+        .where(runs.c.uuid == run_uuid, runs.c.detected_at.is_(None))
+        .values(detected_at=at)
+    )
+    return bool(connection.execute(statement).rowcount)
+
+
+def set_expectation(connection: Connection, values: Mapping[str, Any]) -> None:
+    statement = _insert(connection, expectations).values(**values)
+    keys = ["job_id", "dataset_id", "metric"]
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={k: statement.excluded[k] for k in values if k not in keys},
+        where=expectations.c.event_time <= statement.excluded.event_time,
+    )
+    connection.execute(statement)

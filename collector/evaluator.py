@@ -1,0 +1,75 @@
+"""The periodic evaluator: judges finished runs, finds overruns and missed runs live.
+
+One thread per collector. Judging a run is claimed row by row (a conditional UPDATE), and the
+time-driven checks of a tick are claimed with a PostgreSQL advisory lock, so several
+collectors on one database never both do the same piece of work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, text
+
+from collector.detection import Detection
+
+log = logging.getLogger(__name__)
+_TICK_LOCK = 7_316_240_202  # any fixed number: the advisory lock of the time-driven checks
+
+
+class Evaluator:
+    def __init__(self, engine: Engine, detection: Detection, interval: float) -> None:
+        self._engine = engine
+        self._detection = detection
+        self._interval = interval
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pipewarden-evaluator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def wake(self) -> None:
+        """Judge newly finished runs now rather than at the next tick."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        last_tick = datetime.now(UTC).timestamp()  # the first tick one interval after start
+        while not self._stopping.is_set():
+            try:
+                while self._detection.judge_pending() and not self._stopping.is_set():
+                    pass
+                now = datetime.now(UTC)
+                if now.timestamp() - last_tick >= self._interval:
+                    last_tick = now.timestamp()
+                    self.tick(now)
+            except Exception:
+                log.exception("evaluator pass failed; retrying at the next tick")
+            self._wake.wait(self._interval)
+            self._wake.clear()
+
+    def tick(self, now: datetime) -> None:
+        """The time-driven checks, by one collector at a time."""
+        with self._engine.connect() as connection:
+            postgres = connection.dialect.name == "postgresql"
+            if postgres:
+                locked = connection.execute(
+                    text("SELECT pg_try_advisory_lock(:key)"), {"key": _TICK_LOCK}
+                ).scalar()
+                if not locked:
+                    return
+            try:
+                self._detection.check_overruns(now)
+                self._detection.check_freshness(now)
+            finally:
+                if postgres:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _TICK_LOCK})
