@@ -25,6 +25,7 @@ from gates.model import (
     GateContext,
     InputState,
     OutputState,
+    PiiFlow,
     ProducerRun,
     SchemaChange,
 )
@@ -180,6 +181,11 @@ def _input_state(
         producers=_producers(connection, row.id, job_row),
         last_modified=row.last_modified_at,
         freshness=settings.freshness,
+        open_anomalies=tuple(
+            finding.message
+            for finding in reads.open_findings_on(connection, ref.namespace, ref.name)
+            if finding.kind in _INPUT_ANOMALIES
+        ),
     )
 
 
@@ -197,7 +203,66 @@ def _output_state(
         and job_row is not None
         and reads.has_column_lineage(connection, job_row.id, row.id)
     )
-    return OutputState(ref.namespace, ref.name, public=settings.public, has_lineage=lineage)
+    flows = _pii_flows(connection, policy, row.id) if row is not None and settings.public else ()
+    return OutputState(
+        ref.namespace, ref.name, public=settings.public, has_lineage=lineage, pii_flows=flows
+    )
+
+
+_INPUT_ANOMALIES = ("volume",)
+_MAX_HOPS = 20
+
+
+def _pii_flows(connection: Connection, policy: Policy, dataset_id: int) -> tuple[PiiFlow, ...]:
+    """PII-tagged columns whose values reach the dataset's columns with no masking on the way.
+
+    Walks column lineage upstream from every column of the dataset, along DIRECT edges
+    (the value flows) that do not mask; INDIRECT edges (joins, filters) carry no value.
+    """
+    flows: dict[tuple[str, str, str], PiiFlow] = {}
+    frontier = {
+        (edge.in_dataset_id, edge.in_field, edge.out_field)
+        for edge in reads.edges_into(connection, dataset_id)
+        if _carries_value(edge)
+    }
+    seen: set[tuple[int, str]] = set()
+    for _ in range(_MAX_HOPS):
+        if not frontier:
+            break
+        names = reads.datasets_by_id(connection, {d for d, _, _ in frontier})
+        following: set[tuple[int, str, str]] = set()
+        for source_id, field, output_column in frontier:
+            if (source_id, field) in seen or source_id not in names:
+                continue
+            seen.add((source_id, field))
+            source = names[source_id]
+            if field in _pii_columns(policy, source):
+                label = f"{source.namespace}/{source.name}"
+                flows[(output_column, label, field)] = PiiFlow(output_column, label, field)
+            following.update(
+                (edge.in_dataset_id, edge.in_field, output_column)
+                for edge in reads.edges_into(connection, source_id, [field])
+                if _carries_value(edge)
+            )
+        frontier = following
+    return tuple(flows.values())
+
+
+def _carries_value(edge: Row[Any]) -> bool:
+    return bool(edge.type == "DIRECT" and not edge.masking and edge.out_field)
+
+
+def _pii_columns(policy: Policy, dataset: Row[Any]) -> set[str]:
+    """Columns tagged PII by the policy or by a column-level `tags` facet."""
+    tagged = set(policy.for_dataset(dataset.namespace, dataset.name).pii)
+    for tag in (dataset.facets.get("tags") or {}).get("tags") or []:
+        if (
+            isinstance(tag, dict)
+            and tag.get("field")
+            and "pii" in (str(tag.get("key", "")).lower(), str(tag.get("value", "")).lower())
+        ):
+            tagged.add(str(tag["field"]))
+    return tagged
 
 
 def _schema_changes(

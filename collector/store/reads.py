@@ -430,3 +430,13 @@ def open_findings_on(connection: Connection, namespace: str, name: str) -> Seque
         findings.c.status == "open",
     )
     return connection.execute(query).all()
+
+
+def edges_into(
+    connection: Connection, dataset_id: int, fields: Collection[str] | None = None
+) -> Sequence[Row[Any]]:
+    """Column edges that write into a dataset (all its columns, or the given ones)."""
+    query = select(column_edges).where(column_edges.c.out_dataset_id == dataset_id)
+    if fields is not None:
+        query = query.where(column_edges.c.out_field.in_(fields))
+    return connection.execute(query).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -331,3 +332,138 @@ def test_an_added_column_is_no_reason(gated: GatedClient) -> None:
 def test_an_invalid_policy_is_refused_with_its_line(gated: GatedClient) -> None:
     with pytest.raises(PolicyError, match=r"pipewarden.toml:5: \[job\] mode must be"):
         gated('[defaults]\nmode = "monitor"\n\n[[job]]\nmode = "enforced"\n')
+
+
+def _copy(column: str, source: str, field: str, masking: bool = False) -> dict[str, Any]:
+    transformation = {
+        "type": "DIRECT",
+        "subtype": "TRANSFORMATION" if masking else "IDENTITY",
+        "masking": masking,
+    }
+    return {
+        column: {
+            "inputFields": [
+                {"namespace": PG, "name": source, "field": field,
+                 "transformations": [transformation]}
+            ]
+        }
+    }  # fmt: skip
+
+
+PII_POLICY = """
+[[dataset]]
+name = "crm.users"
+pii = ["email"]
+
+[[dataset]]
+name = "public_share.*"
+public = true
+"""
+
+
+@pytest.mark.parametrize(("mode", "effective"), [("monitor", "allow"), ("enforce", "block")])
+def test_pii_reaching_a_public_table_is_blocked_and_the_masked_copy_passes(
+    gated: GatedClient, mode: str, effective: str
+) -> None:
+    client = gated(_policy(mode) + PII_POLICY)
+    users = [("id", "INT"), ("email", "TEXT")]
+    _run(
+        client,
+        "load_users",
+        outputs=[dataset("crm.users", PG, fields=users)],
+        at=NOW - timedelta(hours=3),
+    )
+    # a staging copy in between: PII travels through it
+    _run(
+        client,
+        "stage_users",
+        inputs=[dataset("crm.users", PG)],
+        outputs=[dataset("staging.users", PG)],
+        at=NOW - timedelta(hours=2),
+        column_lineage=facet(
+            "ColumnLineageDatasetFacet", fields=_copy("mail", "crm.users", "email")
+        ),
+    )
+    _run(
+        client,
+        "share_users",
+        inputs=[dataset("staging.users", PG)],
+        outputs=[dataset("public_share.users", PG)],
+        at=NOW - timedelta(hours=1),
+        column_lineage=facet(
+            "ColumnLineageDatasetFacet", fields=_copy("contact", "staging.users", "mail")
+        ),
+    )
+    _run(
+        client,
+        "share_hashed",
+        inputs=[dataset("crm.users", PG)],
+        outputs=[dataset("public_share.hashed", PG)],
+        at=NOW - timedelta(hours=1),
+        column_lineage=facet(
+            "ColumnLineageDatasetFacet",
+            fields=_copy("email_md5", "crm.users", "email", masking=True),
+        ),
+    )
+
+    leaking = _gate(client, "share_users")
+    assert leaking["decision"] == "block"
+    assert leaking["effective"] == effective
+    (reason,) = [r for r in leaking["reasons"] if r["rule"] == "pii_to_public"]
+    assert reason["column"] == "contact"
+    assert reason["message"] == (
+        f"PII column {PG}/crm.users.email reaches {PG}/public_share.users.contact unmasked, "
+        f"and {PG}/public_share.users is public"
+    )
+    masked = _gate(client, "share_hashed")
+    assert "pii_to_public" not in [r["rule"] for r in masked["reasons"]]
+    assert masked["effective"] == "allow"
+
+
+def test_a_column_tag_facet_marks_pii_too(gated: GatedClient) -> None:
+    client = gated(_policy("enforce") + '\n[[dataset]]\nname = "public_share.*"\npublic = true\n')
+    tags = facet(
+        "TagsDatasetFacet", tags=[{"key": "classification", "value": "PII", "field": "phone"}]
+    )
+    _run(
+        client,
+        "load_users",
+        outputs=[dataset("crm.users", PG, tags=tags)],
+        at=NOW - timedelta(hours=2),
+    )
+    _run(
+        client,
+        "share_users",
+        inputs=[dataset("crm.users", PG)],
+        outputs=[dataset("public_share.users", PG)],
+        at=NOW - timedelta(hours=1),
+        column_lineage=facet(
+            "ColumnLineageDatasetFacet", fields=_copy("phone", "crm.users", "phone")
+        ),
+    )
+    assert ("pii_to_public", "block") in _rules(_gate(client, "share_users"))
+
+
+def test_an_open_volume_anomaly_on_an_input_warns_its_consumer(gated: GatedClient) -> None:
+    client = gated(_policy("enforce"))
+    first = NOW - timedelta(days=20)
+    for day in range(16):
+        rows = 0 if day == 15 else 1000 + day
+        _run(
+            client,
+            "load_orders",
+            outputs=[dataset("raw.orders", PG, row_count=rows)],
+            at=first + timedelta(days=day),
+        )
+    _run(client, "daily", inputs=[dataset("raw.orders", PG)], at=NOW - timedelta(hours=1))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        answer = _gate(client, "daily")
+        anomalies = [r for r in answer["reasons"] if r["rule"] == "open_anomaly"]
+        if anomalies:
+            break
+        time.sleep(0.2)
+    (reason,) = anomalies
+    assert reason["severity"] == "warn"
+    assert reason["dataset"] == f"{PG}/raw.orders"
+    assert answer["effective"] == "allow"
