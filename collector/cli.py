@@ -199,6 +199,15 @@ def gate(namespace: str, job: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--namespace", help="Only the jobs of this namespace.")
+def assess(namespace: str | None) -> None:
+    """Score each job's maturity (1 cron only … 5 enforced) and say what would raise it."""
+    from collector.shim.gate_cli import print_maturity
+
+    sys.exit(print_maturity(_client_settings(), namespace))
+
+
+@main.command()
 def replay() -> None:
     """Send the events the shim spooled while the collector was unreachable, in order.
 

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector.api import findings, gates, health, lineage_ingest, marquez
+from collector.api import findings, gates, health, lineage_ingest, marquez, maturity
 from collector.api.deps import Services
 from collector.api.errors import (
     ApiError,
@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         marquez.router,
         gates.router,
         findings.router,
+        maturity.router,
         health.router,
     ):
         app.include_router(router)

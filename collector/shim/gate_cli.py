@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from collector.settings import Settings
 from collector.shim.client import Client
@@ -46,3 +47,19 @@ def describe(decision: dict[str, Any]) -> str:
     for reason in decision.get("reasons") or []:
         lines.append(f"  {reason['severity']:<5}  {reason['rule']}: {reason['message']}")
     return "\n".join(lines)
+
+
+def print_maturity(settings: Settings, namespace: str | None) -> int:
+    """`pipewarden assess`: one line per job, its level and its next step."""
+    client = Client(settings.url, settings.api_key, max(settings.client_timeout, 10.0))
+    query = f"?namespace={quote(namespace, safe='')}" if namespace else ""
+    answer = client.request("GET", f"/api/v1/maturity{query}")
+    if answer is None or answer.status != 200:
+        reason = client.unreachable_reason or f"HTTP {answer.status if answer else '?'}"
+        warn(f"the collector could not be asked: {reason}")
+        return EXIT_UNREACHABLE
+    for job in answer.json()["jobs"]:
+        print(
+            f"{job['level']} {job['label']:<27} {job['namespace']}/{job['job']}: {job['nextStep']}"
+        )
+    return EXIT_ALLOWED
