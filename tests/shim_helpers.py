@@ -72,6 +72,7 @@ class Collector:
 
     url: str
     log: Path
+    pid: int = 0
 
     def get(self, path: str) -> Any:
         return get_json(self.url + path)
@@ -112,7 +113,7 @@ def running_collector(directory: Path) -> Iterator[Collector]:
         )
     try:
         _wait_healthy(url, process, log, deadline=time.monotonic() + 30)
-        yield Collector(url=url, log=log)
+        yield Collector(url=url, log=log, pid=process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

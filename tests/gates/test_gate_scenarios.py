@@ -138,13 +138,17 @@ def test_a_warn_severity_check_only_warns(gated: GatedClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "severity", "effective"),
-    [("", "warn", "allow"), ("block_on_upstream_failure = true\n", "block", "block")],
+    ("mode", "extra", "severity", "effective"),
+    [
+        ("enforce", "", "warn", "allow"),
+        ("enforce", "block_on_upstream_failure = true\n", "block", "block"),
+        ("monitor", "block_on_upstream_failure = true\n", "block", "allow"),
+    ],
 )
 def test_a_failed_upstream_run_warns_or_blocks_as_the_policy_says(
-    gated: GatedClient, extra: str, severity: str, effective: str
+    gated: GatedClient, mode: str, extra: str, severity: str, effective: str
 ) -> None:
-    client = gated(_policy("enforce", extra))
+    client = gated(_policy(mode, extra))
     _run(client, "load_orders", outputs=[dataset("raw.orders", PG)], at=NOW - timedelta(hours=5))
     _run(client, "daily", inputs=[dataset("raw.orders", PG)], at=NOW - timedelta(hours=4))
     _run(

@@ -6,7 +6,10 @@ then blocks (enforce) or only records the would-block (monitor).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -125,3 +128,27 @@ def test_pipewarden_gate_exits_3_when_the_collector_is_unreachable(tmp_path: Pat
     result = pipewarden(["gate", NAMESPACE, "anything"], shim_env(closed_url(), tmp_path / "s"))
     assert result.returncode == 3
     assert "the gate could not be asked" in result.err
+
+
+def test_sighup_reloads_the_policy_and_keeps_the_old_one_when_the_new_is_invalid(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "pipewarden.toml"
+    policy.write_text('[defaults]\nmode = "monitor"\n')
+    with running_collector(tmp_path) as running:
+        assert running.get(f"/api/v1/gates/{NAMESPACE}/job")["mode"] == "monitor"
+        policy.write_text('[defaults]\nmode = "enforce"\n')
+        os.kill(running.pid, signal.SIGHUP)
+        _until(lambda: running.get(f"/api/v1/gates/{NAMESPACE}/job")["mode"] == "enforce")
+        policy.write_text('[defaults]\nmode = "sometimes"\n')
+        os.kill(running.pid, signal.SIGHUP)
+        _until(lambda: "policy not reloaded" in running.log.read_text())
+        assert running.get(f"/api/v1/gates/{NAMESPACE}/job")["mode"] == "enforce"
+        assert "pipewarden.toml:2: [defaults] mode must be" in running.log.read_text()
+
+
+def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
