@@ -298,13 +298,32 @@ def _store(connection: Connection, located: Located) -> None:
             "message": finding.message,
         },
     )
-    if added and finding.run_id and finding.kind == "runtime":
-        # Keep the anomalous value out of later baselines (unless an operator says otherwise).
+    if added and finding.run_id:
+        _flag(connection, located, UUID(finding.run_id))
+
+
+def _flag(connection: Connection, located: Located, run_uuid: UUID) -> None:
+    """Keep an anomalous value out of later baselines (unless an operator says otherwise)."""
+    kind = located.finding.kind
+    if kind == "runtime":
         connection.execute(
             update(runs)
-            .where(runs.c.uuid == UUID(finding.run_id), runs.c.verdict.is_(None))
+            .where(runs.c.uuid == run_uuid, runs.c.verdict.is_(None))
             .values(verdict=ANOMALY)
         )
+    elif kind == "volume" and located.dataset is not None:
+        dataset = reads.get_dataset(connection, *located.dataset)
+        if dataset is not None:
+            connection.execute(
+                update(run_io)
+                .where(
+                    run_io.c.run_uuid == run_uuid,
+                    run_io.c.dataset_id == dataset.id,
+                    run_io.c.direction == "output",
+                    run_io.c.verdict.is_(None),
+                )
+                .values(verdict=ANOMALY)
+            )
 
 
 def _durations(rows: Sequence[Row[Any]]) -> list[Point]:
