@@ -123,6 +123,9 @@ def build_context(
     success = reads.last_success(connection, job_row.id) if job_row is not None else None
     since = success.created_at if success is not None else None
     known = reads.datasets_by_name(connection, {(d.namespace, d.name) for d in inputs + outputs})
+    planned = _plan_lineage(connection, plan, known, inputs, outputs)
+    if planned is not None:
+        read_by_job = planned.read
     return GateContext(
         namespace=namespace,
         job=job,
@@ -133,8 +136,68 @@ def build_context(
             _input_state(connection, policy, ref, known, read_by_job, since, job_row)
             for ref in inputs
         ),
-        outputs=tuple(_output_state(connection, policy, ref, known, job_row) for ref in outputs),
+        outputs=tuple(
+            _output_state(connection, policy, ref, known, job_row, planned) for ref in outputs
+        ),
     )
+
+
+@dataclass(frozen=True)
+class PlannedLineage:
+    """What a declared plan's SQL reads and writes, column by column, by dataset id."""
+
+    read: dict[int, set[str]]
+    # (output dataset ref, output column) <- (input dataset id, input column), value-carrying
+    carries: tuple[tuple[DatasetRef, str, int, str], ...]
+
+
+def _plan_lineage(
+    connection: Connection,
+    plan: Plan | None,
+    known: dict[tuple[str, str], Row[Any]],
+    inputs: list[DatasetRef],
+    outputs: list[DatasetRef],
+) -> PlannedLineage | None:
+    """The plan's SQL parsed against the declared datasets; None without SQL or if unparseable."""
+    if plan is None or not plan.sql:
+        return None
+    from collector.lineage.sql import SqlParseError, parse  # sqlglot only when a plan has SQL
+
+    schemas = {}
+    for ref in inputs:
+        row = known.get((ref.namespace, ref.name))
+        version = reads.current_schema(connection, row.id) if row is not None else None
+        if version is not None:
+            schemas[ref.name] = {
+                str(f["name"]): str(f.get("type") or "") for f in version.fields if f.get("name")
+            }
+    try:
+        lineage = parse(plan.sql, plan.dialect, schemas or None)
+    except (SqlParseError, ValueError):
+        return None
+    read: dict[int, set[str]] = {}
+    carries = []
+    for edge in lineage.edges:
+        source = _declared(edge.input, inputs)
+        row = known.get((source.namespace, source.name)) if source else None
+        if row is None:
+            continue
+        read.setdefault(row.id, set()).add(edge.input_field)
+        target = _declared(edge.output, outputs)
+        if target and edge.type == "DIRECT" and not edge.masking and edge.output_field:
+            carries.append((target, edge.output_field, int(row.id), edge.input_field))
+    return PlannedLineage(read=read, carries=tuple(carries))
+
+
+def _declared(table: str, refs: list[DatasetRef]) -> DatasetRef | None:
+    """The declared dataset a SQL table name stands for (`orders` matches `raw.orders`)."""
+    wanted = table.lower().split(".")
+    for ref in refs:
+        parts = ref.name.lower().split(".")
+        common = min(len(parts), len(wanted))
+        if parts[-common:] == wanted[-common:]:
+            return ref
+    return None
 
 
 def _declared_or_known(
@@ -195,6 +258,7 @@ def _output_state(
     ref: DatasetRef,
     known: dict[tuple[str, str], Row[Any]],
     job_row: Row[Any] | None,
+    planned: PlannedLineage | None,
 ) -> OutputState:
     settings = policy.for_dataset(ref.namespace, ref.name)
     row = known.get((ref.namespace, ref.name))
@@ -203,7 +267,19 @@ def _output_state(
         and job_row is not None
         and reads.has_column_lineage(connection, job_row.id, row.id)
     )
-    flows = _pii_flows(connection, policy, row.id) if row is not None and settings.public else ()
+    flows: tuple[PiiFlow, ...] = ()
+    if settings.public:
+        start: set[tuple[int, str, str]] = set()
+        if row is not None:
+            start |= {
+                (edge.in_dataset_id, edge.in_field, edge.out_field)
+                for edge in reads.edges_into(connection, row.id)
+                if _carries_value(edge)
+            }
+        if planned is not None:
+            start |= {(d, f, column) for target, column, d, f in planned.carries if target == ref}
+        flows = _pii_flows(connection, policy, start)
+    lineage = lineage or bool(planned and any(t == ref for t, *_ in planned.carries))
     return OutputState(
         ref.namespace, ref.name, public=settings.public, has_lineage=lineage, pii_flows=flows
     )
@@ -213,18 +289,17 @@ _INPUT_ANOMALIES = ("volume",)
 _MAX_HOPS = 20
 
 
-def _pii_flows(connection: Connection, policy: Policy, dataset_id: int) -> tuple[PiiFlow, ...]:
-    """PII-tagged columns whose values reach the dataset's columns with no masking on the way.
+def _pii_flows(
+    connection: Connection, policy: Policy, start: set[tuple[int, str, str]]
+) -> tuple[PiiFlow, ...]:
+    """PII-tagged columns whose values reach an output's columns with no masking on the way.
 
-    Walks column lineage upstream from every column of the dataset, along DIRECT edges
-    (the value flows) that do not mask; INDIRECT edges (joins, filters) carry no value.
+    `start` holds (source dataset id, source column, output column) for each value-carrying
+    edge into the output; the walk goes upstream along DIRECT edges that do not mask
+    (INDIRECT edges, joins and filters, carry no value).
     """
     flows: dict[tuple[str, str, str], PiiFlow] = {}
-    frontier = {
-        (edge.in_dataset_id, edge.in_field, edge.out_field)
-        for edge in reads.edges_into(connection, dataset_id)
-        if _carries_value(edge)
-    }
+    frontier = start
     seen: set[tuple[int, str]] = set()
     for _ in range(_MAX_HOPS):
         if not frontier:

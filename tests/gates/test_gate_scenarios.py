@@ -471,3 +471,29 @@ def test_an_open_volume_anomaly_on_an_input_warns_its_consumer(gated: GatedClien
     assert reason["severity"] == "warn"
     assert reason["dataset"] == f"{PG}/raw.orders"
     assert answer["effective"] == "allow"
+
+
+@pytest.mark.parametrize(
+    ("select", "blocked"),
+    [("email AS contact", True), ("MD5(email) AS contact", False)],
+)
+def test_a_first_run_is_judged_on_the_sql_it_declares(
+    gated: GatedClient, select: str, blocked: bool
+) -> None:
+    client = gated(_policy("enforce") + PII_POLICY)
+    _run(
+        client,
+        "load_users",
+        outputs=[dataset("crm.users", PG, fields=[("id", "INT"), ("email", "TEXT")])],
+        at=NOW - timedelta(hours=1),
+    )
+    answer = _gate(
+        client,
+        "new_share",
+        inputs=[{"namespace": PG, "name": "crm.users"}],
+        outputs=[{"namespace": PG, "name": "public_share.contacts"}],
+        sql=f"INSERT INTO public_share.contacts SELECT id, {select} FROM crm.users",
+        dialect="postgres",
+    )
+    assert (("pii_to_public", "block") in _rules(answer)) is blocked
+    assert answer["effective"] == ("block" if blocked else "allow")
