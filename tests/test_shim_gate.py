@@ -1,9 +1,8 @@
-"""`pipewarden run` asks the gate before it starts the command.
+"""`pipewarden run` asks the gate before it starts the command: the client's side.
 
-The collector has no gate endpoint yet (the gates issue builds it), so a stub HTTP server in
-this file stands in for it: it answers `POST /api/v1/gates/{ns}/{job}` with a decision the
-test chooses and `POST /api/v1/lineage` with 201, recording every request. Once the gates
-issue lands, these tests should move to the real collector.
+A stub HTTP server stands in for the collector here, because these tests need answers a
+healthy collector never gives (slow, 500, unreadable, 404) and exact control of the
+decision. The same behaviour against the real gate is in tests/gates/test_gate_shim.py.
 """
 
 from __future__ import annotations
