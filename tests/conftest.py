@@ -14,6 +14,7 @@ from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.tables import events
 from tests import postgres
+from tests.shim_helpers import Collector, running_collector, shim_env
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +56,16 @@ def engine(client: TestClient, settings: Settings) -> Iterator[Engine]:
 def count_events(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    """A real `pipewarden serve` on a fresh SQLite store, shared by a module's tests."""
+    with running_collector(tmp_path_factory.mktemp("collector")) as running:
+        yield running
+
+
+@pytest.fixture
+def env(collector: Collector, tmp_path: Path) -> dict[str, str]:
+    """The environment `pipewarden run` gets: that collector, and a spool of the test's own."""
+    return shim_env(collector.url, tmp_path / "spool")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,25 +23,12 @@ from tests.shim_helpers import (
     pipewarden,
     read_until,
     run_args,
-    running_collector,
-    shim_env,
     shim_facet,
     start_pipewarden,
     unique_job,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
-    with running_collector(tmp_path_factory.mktemp("collector")) as running:
-        yield running
-
-
-@pytest.fixture
-def env(collector: Collector, tmp_path: Path) -> dict[str, str]:
-    return shim_env(collector.url, tmp_path / "spool")
 
 
 # --- exit codes -------------------------------------------------------------------------

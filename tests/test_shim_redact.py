@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from tests.shim_helpers import (
     closed_url,
     pipewarden,
     run_args,
-    running_collector,
     shim_env,
     shim_facet,
     spooled,
@@ -140,12 +138,6 @@ SECRET_ARGS = ["--password", "hunter2", "--api-key=abc123", "postgres://bob:s3cr
 ARG_SECRETS = ("hunter2", "abc123", "s3cret")
 ENV_SECRET = "topsecretvalue"
 ENV_MARKER = "envmarker-not-to-be-sent-7f3a"
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
-    with running_collector(tmp_path_factory.mktemp("collector")) as running:
-        yield running
 
 
 @pytest.mark.e2e

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from tests.shim_helpers import (
     pipewarden,
     read_until,
     run_args,
-    running_collector,
     shim_env,
     shim_facet,
     start_pipewarden,
@@ -31,17 +29,6 @@ from tests.shim_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
-    with running_collector(tmp_path_factory.mktemp("collector")) as running:
-        yield running
-
-
-@pytest.fixture
-def env(collector: Collector, tmp_path: Path) -> dict[str, str]:
-    return shim_env(collector.url, tmp_path / "spool")
 
 
 def test_a_run_is_a_start_and_a_complete_with_the_shim_and_resource_facets(

@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from tests.shim_helpers import (
     closed_url,
     pipewarden,
     run_args,
-    running_collector,
     shim_env,
     spooled,
     unique_job,
@@ -156,12 +155,6 @@ def test_an_unreadable_file_is_moved_to_corrupt_with_a_warning(
 
 
 # --- end to end: the collector down, then `pipewarden replay` ---------------------------
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
-    with running_collector(tmp_path_factory.mktemp("collector")) as running:
-        yield running
 
 
 def _run_with_collector_down(spool: Path, job: str, command: list[str]) -> float:
