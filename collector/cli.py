@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from collector.lineage.cli import lineage
 from collector.settings import Settings, SettingsError
 
 
@@ -217,6 +218,9 @@ def replay() -> None:
     from collector.shim.run import replay_spool
 
     sys.exit(replay_spool(_client_settings()))
+
+
+main.add_command(lineage)
 
 
 def _client_settings() -> Settings:

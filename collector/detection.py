@@ -18,6 +18,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Row, update
 
+from collector.lineage import parsed
 from collector.store import reads, writes
 from collector.store.tables import findings, run_io, runs
 from detectors import failures, freshness, overrun, runtime, schema, volume
@@ -61,6 +62,7 @@ class Detection:
         return len(pending)
 
     def judge_run(self, run: Row[Any]) -> None:
+        parsed.store_sql_lineage(self._engine, self._write, run)  # its own step; never raises
         settings = self._policy().for_job(run.namespace, run.job_name)
         sensitivity = _sensitivity(settings.sensitivity)
         found: list[Located] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +55,7 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
             outputs=[dataset("daily", "pg", row_count=3, columnLineage=lineage)],
         )
         assert client.post("/api/v1/lineage", json=event_json).status_code == 201
+    _post_sql_runs(client)
     for path in (
         "/api/v1/namespaces",
         "/api/v1/namespaces/shop/jobs",
@@ -64,6 +66,9 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
         f"/api/v1/namespaces/pg/datasets/{quote('daily')}",
         "/api/v1/lineage?nodeId=job:shop:orders_daily",
         "/api/v1/events/lineage?after=2024-01-01T00:00:00Z",
+        "/api/v1/column-lineage?nodeId=datasetField:pg:sql_daily:total&withDownstream=true",
+        "/api/v1/column-lineage?nodeId=dataset:pg:orders&withDownstream=true",
+        "/api/v1/column-lineage?nodeId=job:shop:orders_sql",
     ):
         assert client.get(path).status_code == 200, path
 
@@ -77,6 +82,40 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
                     scans.append((row.detail, statement))
     assert len(statements) > 40
     assert scans == []
+
+
+def _post_sql_runs(client: TestClient) -> None:
+    """Runs that carry SQL and no columnLineage: the evaluator parses and stores their lineage."""
+    sql = facet(
+        "SQLJobFacet",
+        query="INSERT INTO sql_daily SELECT id, SUM(n) AS total "
+        "FROM orders WHERE n > 0 GROUP BY id",
+        dialect="postgres",
+    )
+    broken = facet("SQLJobFacet", query="INSERT INTO broken SELECT (a FROM orders")
+    runs = {
+        "6c3a3a0e-1d0f-4a57-9a3c-1b1f2b9a4c12": ("orders_sql", sql),
+        "6c3a3a0e-1d0f-4a57-9a3c-1b1f2b9a4c13": ("orders_broken", broken),
+    }
+    for run_id, (job, job_facet) in runs.items():
+        event_json = run_event(
+            "COMPLETE",
+            run_id=run_id,
+            job=job,
+            event_time="2024-05-01T03:00:00Z",
+            inputs=[dataset("orders", "pg", fields=[("id", "int"), ("n", "int")])],
+            outputs=[dataset("sql_daily", "pg")],
+            job_facets={"sql": job_facet},
+        )
+        assert client.post("/api/v1/lineage", json=event_json).status_code == 201
+    deadline = monotonic() + 20
+    path = "/api/v1/column-lineage?nodeId=datasetField:pg:sql_daily:total"
+    while client.get(path).status_code != 200 or (
+        client.get("/api/v1/jobs/runs/6c3a3a0e-1d0f-4a57-9a3c-1b1f2b9a4c13").json()["sqlParseError"]
+        is None
+    ):
+        assert monotonic() < deadline, "the evaluator did not parse the runs' SQL in time"
+        sleep(0.05)
 
 
 def _one(parameters: Any) -> Any:

@@ -15,7 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector.api import findings, gates, health, lineage_ingest, marquez, maturity
+from collector.api import (
+    column_lineage,
+    findings,
+    gates,
+    health,
+    lineage_ingest,
+    marquez,
+    maturity,
+)
 from collector.api.deps import Services
 from collector.api.errors import (
     ApiError,
@@ -76,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (
         lineage_ingest.router,
         marquez.router,
+        column_lineage.router,
         gates.router,
         findings.router,
         maturity.router,

@@ -233,6 +233,7 @@ def run_json(connection: Connection, row: Row[Any]) -> dict[str, Any]:
         "outputDatasetVersions": _dataset_versions(used, "output"),
         "context": {},
         "facets": row.facets,
+        "sqlParseError": row.sql_parse_error,
     }
 
 

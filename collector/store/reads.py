@@ -440,3 +440,31 @@ def edges_into(
     if fields is not None:
         query = query.where(column_edges.c.out_field.in_(fields))
     return connection.execute(query).all()
+
+
+# --- SQL and column lineage -----------------------------------------------------------
+
+
+def run_payloads(connection: Connection, run_uuid: UUID) -> Sequence[Row[Any]]:
+    """The run's raw events, (event_time, payload), oldest first."""
+    query: Select[Any] = (
+        select(events.c.event_time, events.c.payload)
+        .where(events.c.run_uuid == run_uuid)
+        .order_by(events.c.event_time, events.c.id)
+    )
+    return connection.execute(query).all()
+
+
+def edges_from(
+    connection: Connection, dataset_id: int, fields: Collection[str] | None = None
+) -> Sequence[Row[Any]]:
+    """Column edges that read from a dataset (all its columns, or the given ones)."""
+    query = select(column_edges).where(column_edges.c.in_dataset_id == dataset_id)
+    if fields is not None:
+        query = query.where(column_edges.c.in_field.in_(fields))
+    return connection.execute(query).all()
+
+
+def edges_of_job(connection: Connection, job_id: int) -> Sequence[Row[Any]]:
+    """The job's column edges, facet or parsed."""
+    return connection.execute(select(column_edges).where(column_edges.c.job_id == job_id)).all()

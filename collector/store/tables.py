@@ -145,6 +145,8 @@ runs = Table(
     Column("detected_at", UTCDateTime),
     # anomaly | false_positive | confirmed: keeps flagged durations out of later baselines.
     Column("verdict", String(16)),
+    # Why the job's SQL (its `sql` facet) did not parse, with the position; NULL otherwise.
+    Column("sql_parse_error", Text),
     Index(None, "job_id", "created_at"),
     Index(None, "parent_run_uuid"),
     Index(

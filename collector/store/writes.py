@@ -219,10 +219,15 @@ def replace_column_edges(
     edges: Iterable[Mapping[str, Any]],
     at: datetime,
 ) -> bool:
-    """Make `edges` the job's column lineage into one dataset, unless newer lineage is stored."""
+    """Make `edges` the job's column lineage into one dataset, unless newer lineage is stored.
+
+    Only a newer facet counts: lineage parsed from SQL never holds back a producer's facet.
+    """
     newest = connection.execute(
         select(func.max(column_edges.c.event_time)).where(
-            column_edges.c.job_id == job_id, column_edges.c.out_dataset_id == out_dataset_id
+            column_edges.c.job_id == job_id,
+            column_edges.c.out_dataset_id == out_dataset_id,
+            column_edges.c.source == "facet",
         )
     ).scalar()
     if newest is not None and newest > at:
@@ -282,3 +287,59 @@ def set_expectation(connection: Connection, values: Mapping[str, Any]) -> None:
         where=expectations.c.event_time <= statement.excluded.event_time,
     )
     connection.execute(statement)
+
+
+# --- SQL lineage ----------------------------------------------------------------------
+
+
+def ensure_dataset(connection: Connection, namespace: str, name: str, at: datetime) -> int:
+    """The id of a dataset named only by reference (a table in SQL), created if new."""
+    ensure_namespace(connection, namespace, at)
+    values = {
+        "created_at": at,
+        "updated_at": at,
+        "facets": {},
+        "facet_times": {},
+        "io_facets": {},
+        "io_facet_times": {},
+    }
+    row, _ = lock_dataset(connection, namespace, name, values)
+    return int(row.id)
+
+
+def replace_parsed_column_edges(
+    connection: Connection,
+    job_id: int,
+    out_dataset_id: int,
+    edges: Iterable[Mapping[str, Any]],
+    at: datetime,
+) -> bool:
+    """Make `edges` (parsed from SQL) the job's lineage into a dataset, unless it should not be.
+
+    False, storing nothing, when the producer sent a columnLineage facet for this output
+    (a facet always wins) or lineage parsed from a newer run is already stored.
+    """
+    edge = column_edges.c
+    this_output = (edge.job_id == job_id) & (edge.out_dataset_id == out_dataset_id)
+    facet = connection.execute(
+        select(edge.id).where(this_output, edge.source == "facet").limit(1)
+    ).first()
+    if facet is not None:
+        return False
+    newest = connection.execute(
+        select(func.max(edge.event_time)).where(this_output, edge.source == "parsed")
+    ).scalar()
+    if newest is not None and newest > at:
+        return False
+    connection.execute(delete(column_edges).where(this_output, edge.source == "parsed"))
+    rows = [
+        {"job_id": job_id, "out_dataset_id": out_dataset_id, "event_time": at, **e} for e in edges
+    ]
+    if rows:
+        connection.execute(_insert(connection, column_edges).on_conflict_do_nothing(), rows)
+    return True
+
+
+def set_sql_parse_error(connection: Connection, run_uuid: UUID, error: str | None) -> None:
+    """Record why the run's SQL did not parse (None: it parsed)."""
+    connection.execute(update(runs).where(runs.c.uuid == run_uuid).values(sql_parse_error=error))
