@@ -16,13 +16,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.api import (
-    column_lineage,
     findings,
     gates,
     health,
+    kpis,
     lineage_ingest,
     marquez,
     maturity,
+    metrics,
 )
 from collector.api.deps import Services
 from collector.api.errors import (
@@ -84,14 +85,16 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (
         lineage_ingest.router,
         marquez.router,
-        column_lineage.router,
         gates.router,
         findings.router,
         maturity.router,
         health.router,
+        kpis.router,
+        metrics.router,
     ):
         app.include_router(router)
     app.add_middleware(EncodedPathMiddleware)
+    app.add_middleware(metrics.IngestMetricsMiddleware)
     return app
 
 

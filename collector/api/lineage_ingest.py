@@ -14,6 +14,7 @@ from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
 from collector.ingest import Incoming, Outcome, prepare
+from collector.metrics import metrics_of
 from collector.openlineage import EventType, InvalidEvent, RunEvent, json_type
 from collector.writer import StoreFailed
 
@@ -49,10 +50,14 @@ async def post_lineage(
     try:
         incoming = prepare(document, body)
     except InvalidEvent as invalid:
+        metrics_of(request.app).events.labels(Outcome.INVALID.value).inc()
         raise ApiError(
             422, f"the event breaks the OpenLineage spec: {invalid}", invalid.problems
         ) from None
     (outcome,) = await app.writer.submit([incoming])
+    metrics_of(request.app).events.labels(
+        "failed" if isinstance(outcome, StoreFailed) else outcome.value
+    ).inc()
     if isinstance(outcome, StoreFailed):
         raise ApiError(500, f"the event could not be stored: {outcome}")
     _wake_detection(app, [incoming])
@@ -82,6 +87,8 @@ async def post_lineage_batch(
             results[index] |= {"status": "failed", "error": str(outcome)}
         else:
             results[index] |= {"status": outcome.value, "error": None}
+    for result in results:
+        metrics_of(request.app).events.labels(result["status"]).inc()
     return JSONResponse({"results": results})
 
 

@@ -1,0 +1,388 @@
+"""Prometheus metrics: the store's state read at scrape time, and this process's own work.
+
+Everything stored (runs, expectations, findings, gate decisions, schema versions, lineage,
+the KPIs) is read by `StoreCollector` when Prometheus scrapes, so every replica exposes the
+same truth. Only what this process did itself (events ingested, errors, request latency,
+SQL parse failures) is counted in memory. Each app has its own `CollectorRegistry`.
+Labels are names (namespace, pipeline, dataset, state, kind…), never run ids, times or SQL.
+An OpenLineage job is the label `pipeline`: Prometheus keeps `job` for the scrape job.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, and_, func, select
+
+from collector import kpis
+from collector.store.tables import (
+    column_edges,
+    datasets,
+    expectations,
+    findings,
+    gate_decisions,
+    job_io,
+    jobs,
+    runs,
+    schema_versions,
+)
+from gates.policy import Policy
+
+log = logging.getLogger(__name__)
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+KPI_WINDOW = "7d"
+FINISHED = ("COMPLETED", "FAILED", "ABORTED")
+# Ingestion answers in milliseconds; a big batch can take seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+StoreState = Callable[[], tuple[Engine, Policy] | None]
+
+
+class StoreCollector(Collector):
+    """Gauges and counters computed from the store at each scrape."""
+
+    def __init__(self, state: StoreState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        current = self.state()
+        if current is None:  # not started yet
+            return
+        engine, policy = current
+        try:
+            yield from self._store(engine)
+            yield from _kpi_metrics(kpis.compute(engine, policy, KPI_WINDOW))
+        except Exception:
+            log.exception("metrics: reading the store failed")
+        failures = _parse_failures()
+        if failures is not None:
+            counter = CounterMetricFamily(
+                "pipewarden_sql_parse_failures",
+                "Runs whose SQL did not parse, in this process since it started.",
+            )
+            counter.add_metric([], failures)
+            yield counter
+
+    def _store(self, engine: Engine) -> Iterator[Metric]:
+        with engine.connect() as c:
+            job_names = {row.id: (row.namespace, row.name) for row in c.execute(select(jobs))}
+            finished = CounterMetricFamily(
+                "pipewarden_runs",
+                "Finished runs stored, by job and final state (completed, failed, aborted).",
+                labels=["namespace", "pipeline", "state"],
+            )
+            active = GaugeMetricFamily(
+                "pipewarden_runs_active",
+                "Runs started and not finished, by job and state (new, running).",
+                labels=["namespace", "pipeline", "state"],
+            )
+            for job_id, state, count in c.execute(
+                select(runs.c.job_id, runs.c.state, func.count()).group_by(
+                    runs.c.job_id, runs.c.state
+                )
+            ):
+                if job_id not in job_names:
+                    continue
+                family = finished if state in FINISHED else active
+                family.add_metric([*job_names[job_id], state.lower()], count)
+            yield finished
+            yield active
+
+            yield from self._per_job(c, job_names)
+            yield from self._rows(c, job_names)
+
+            open_findings = GaugeMetricFamily(
+                "pipewarden_findings_open",
+                "Open findings, by job, kind and severity.",
+                labels=["namespace", "pipeline", "kind", "severity"],
+            )
+            for row in c.execute(
+                select(findings.c.namespace, findings.c.job, findings.c.kind, findings.c.severity)
+                .add_columns(func.count())
+                .where(findings.c.status == "open")
+                .group_by(findings.c.namespace, findings.c.job, findings.c.kind)
+                .group_by(findings.c.severity)
+            ):
+                open_findings.add_metric([row[0], row[1], row[2], row[3]], row[4])
+            yield open_findings
+
+            decisions = CounterMetricFamily(
+                "pipewarden_gate_decisions",
+                "Gate decisions, by job, decision (allow, warn, block, would_block) and mode.",
+                labels=["namespace", "pipeline", "decision", "mode"],
+            )
+            grouped: dict[tuple[str, str, str, str], int] = {}
+            for namespace, job, decision, mode, count in c.execute(
+                select(
+                    gate_decisions.c.namespace,
+                    gate_decisions.c.job,
+                    gate_decisions.c.decision,
+                    gate_decisions.c.mode,
+                    func.count(),
+                ).group_by(
+                    gate_decisions.c.namespace,
+                    gate_decisions.c.job,
+                    gate_decisions.c.decision,
+                    gate_decisions.c.mode,
+                )
+            ):
+                shown = "would_block" if decision == "block" and mode != "enforce" else decision
+                key = (namespace, job, shown, mode)
+                grouped[key] = grouped.get(key, 0) + count
+            for labels, count in sorted(grouped.items()):
+                decisions.add_metric(list(labels), count)
+            yield decisions
+
+            changes = CounterMetricFamily(
+                "pipewarden_schema_changes",
+                "Schema versions of a dataset after its first one.",
+                labels=["namespace", "dataset"],
+            )
+            for namespace, name, count in c.execute(
+                select(datasets.c.namespace, datasets.c.name, func.count())
+                .join(schema_versions, schema_versions.c.dataset_id == datasets.c.id)
+                .group_by(datasets.c.id, datasets.c.namespace, datasets.c.name)
+            ):
+                changes.add_metric([namespace, name], count - 1)
+            yield changes
+
+            total = len(job_names)
+            with_io = c.execute(select(func.count(func.distinct(job_io.c.job_id)))).scalar() or 0
+            with_columns = (
+                c.execute(select(func.count(func.distinct(column_edges.c.job_id)))).scalar() or 0
+            )
+            jobs_gauge = GaugeMetricFamily("pipewarden_jobs", "Jobs known to the collector.")
+            jobs_gauge.add_metric([], total)
+            yield jobs_gauge
+            coverage = GaugeMetricFamily(
+                "pipewarden_lineage_coverage_ratio",
+                "Share of jobs with lineage: level dataset (inputs/outputs) or column.",
+                labels=["level"],
+            )
+            if total:
+                coverage.add_metric(["dataset"], with_io / total)
+                coverage.add_metric(["column"], with_columns / total)
+            yield coverage
+
+    def _per_job(self, c: Any, job_names: dict[int, tuple[str, str]]) -> Iterator[Metric]:
+        labels = ["namespace", "pipeline"]
+        last = GaugeMetricFamily(
+            "pipewarden_job_last_duration_seconds",
+            "Duration of the job's latest finished run.",
+            labels=labels,
+        )
+        low = GaugeMetricFamily(
+            "pipewarden_job_duration_expected_low_seconds",
+            "Low end of the job's expected duration (learned band).",
+            labels=labels,
+        )
+        high = GaugeMetricFamily(
+            "pipewarden_job_duration_expected_high_seconds",
+            "High end of the job's expected duration (learned band).",
+            labels=labels,
+        )
+        success = GaugeMetricFamily(
+            "pipewarden_job_last_success_timestamp_seconds",
+            "End time (event time) of the job's latest completed run.",
+            labels=labels,
+        )
+        for job_id, names in job_names.items():
+            latest = c.execute(
+                select(runs.c.duration_ms)
+                .where(runs.c.job_id == job_id, runs.c.duration_ms.is_not(None))
+                .order_by(runs.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+            if latest is not None:
+                last.add_metric(list(names), latest / 1000)
+            ended = c.execute(
+                select(runs.c.ended_at, runs.c.state_time)
+                .where(runs.c.job_id == job_id, runs.c.state == "COMPLETED")
+                .order_by(runs.c.created_at.desc())
+                .limit(1)
+            ).first()
+            if ended is not None:
+                success.add_metric(list(names), (ended[0] or ended[1]).timestamp())
+        for row in c.execute(
+            select(expectations.c.job_id, expectations.c.low, expectations.c.high).where(
+                expectations.c.metric == "duration",
+                expectations.c.dataset_id == 0,
+                expectations.c.learning.is_(False),  # no band while it is still learning
+            )
+        ):
+            if row.job_id in job_names:
+                low.add_metric(list(job_names[row.job_id]), row.low)
+                high.add_metric(list(job_names[row.job_id]), row.high)
+        yield from (last, low, high, success)
+
+    def _rows(self, c: Any, job_names: dict[int, tuple[str, str]]) -> Iterator[Metric]:
+        labels = ["namespace", "pipeline", "dataset_namespace", "dataset"]
+        metrics = {
+            "observed": GaugeMetricFamily(
+                "pipewarden_dataset_last_rows_written",
+                "Rows the job's latest judged run wrote to the dataset.",
+                labels=labels,
+            ),
+            "low": GaugeMetricFamily(
+                "pipewarden_dataset_rows_written_expected_low",
+                "Low end of the rows the job is expected to write to the dataset.",
+                labels=labels,
+            ),
+            "high": GaugeMetricFamily(
+                "pipewarden_dataset_rows_written_expected_high",
+                "High end of the rows the job is expected to write to the dataset.",
+                labels=labels,
+            ),
+        }
+        for row in c.execute(
+            select(
+                expectations.c.job_id,
+                datasets.c.namespace,
+                datasets.c.name,
+                expectations.c.observed,
+                expectations.c.low,
+                expectations.c.high,
+                expectations.c.learning,
+            ).join(
+                datasets,
+                and_(datasets.c.id == expectations.c.dataset_id, expectations.c.metric == "rows"),
+            )
+        ):
+            if row.job_id not in job_names:
+                continue
+            values = [*job_names[row.job_id], row.namespace, row.name]
+            if row.observed is not None:
+                metrics["observed"].add_metric(values, row.observed)
+            if row.learning:
+                continue
+            metrics["low"].add_metric(values, row.low)
+            metrics["high"].add_metric(values, row.high)
+        yield from metrics.values()
+
+
+def _kpi_metrics(values: kpis.Kpis) -> Iterator[Metric]:
+    window = [values.window]
+
+    def gauge(name: str, help_text: str, value: float | None) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, help_text, labels=["window"])
+        if value is not None:
+            family.add_metric(window, value)
+        return family
+
+    yield gauge(
+        "pipewarden_kpi_task_success_ratio",
+        "Completed / finished runs in the window.",
+        values.task_success_rate,
+    )
+    yield gauge(
+        "pipewarden_kpi_mean_time_to_detect_seconds",
+        "Mean time from a run's end to its first finding, in the window.",
+        values.mean_time_to_detect,
+    )
+    yield gauge(
+        "pipewarden_kpi_time_to_detect_schema_drift_seconds",
+        "Mean time from a run's end to the schema drift finding about it, in the window.",
+        values.time_to_detect_schema_drift,
+    )
+    yield gauge(
+        "pipewarden_kpi_mean_time_to_recover_seconds",
+        "Mean time from the first failure of a streak to the next success, in the window.",
+        values.mean_time_to_recover,
+    )
+    yield gauge(
+        "pipewarden_kpi_sla_adherence_ratio",
+        "Runs completed within their SLA / expected runs (missed runs count), in the window.",
+        values.sla_adherence,
+    )
+    yield gauge(
+        "pipewarden_kpi_lineage_coverage_ratio",
+        "Share of jobs whose events carry inputs or outputs.",
+        values.lineage_coverage,
+    )
+    blocked = GaugeMetricFamily(
+        "pipewarden_kpi_blocked_runs",
+        "Runs blocked (enforce) and would have been blocked (monitor) in the window.",
+        labels=["window", "decision"],
+    )
+    blocked.add_metric([values.window, "block"], values.blocked_runs)
+    blocked.add_metric([values.window, "would_block"], values.would_block_runs)
+    yield blocked
+
+
+def _parse_failures() -> int | None:
+    """SQL parse failures counted by the lineage parser, when this build has one."""
+    try:
+        module = importlib.import_module("collector.lineage.parsed")
+    except ImportError:
+        return None
+    count = getattr(module, "parse_failures", None)
+    return int(count()) if callable(count) else None
+
+
+class Metrics:
+    """One app's registry: the store collector and the process's own counters."""
+
+    def __init__(self, state: StoreState) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StoreCollector(state))
+        self.events = Counter(
+            "pipewarden_events_ingested",
+            "Events received by this process, by outcome (stored, duplicate, invalid, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "pipewarden_ingest_errors",
+            "Ingestion requests answered with an error, by HTTP status code.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pipewarden_ingest_request_duration_seconds",
+            "Time to answer an ingestion request, by endpoint (single, batch).",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        for outcome in ("stored", "duplicate", "invalid", "failed"):
+            self.events.labels(outcome)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+_lock = threading.Lock()
+
+
+def metrics_of(app: Any) -> Metrics:
+    """The app's metrics, made on first use; the store is read from its running services."""
+    found: Metrics | None = getattr(app.state, "metrics", None)
+    if found is not None:
+        return found
+    with _lock:
+        found = getattr(app.state, "metrics", None)
+        if found is None:
+
+            def state() -> tuple[Engine, Policy] | None:
+                services = getattr(app.state, "services", None)
+                if services is None:
+                    return None
+                return services.engine, services.policy.current
+
+            found = Metrics(state)
+            app.state.metrics = found
+        return found
