@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.api import (
+    column_lineage,
     findings,
     gates,
     health,
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (
         lineage_ingest.router,
         marquez.router,
+        column_lineage.router,
         gates.router,
         findings.router,
         maturity.router,
