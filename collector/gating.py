@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row
 
 from collector.detection import schema_fields
+from collector.lineage.parsed import Declared, known_schemas, parse_cached, resolve
+from collector.lineage.sql import SqlParseError
 from collector.store import reads
 from collector.store.tables import gate_decisions
 from detectors.schema import diff as schema_diff
@@ -33,17 +35,11 @@ from gates.policy import Policy
 
 
 @dataclass(frozen=True)
-class DatasetRef:
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True)
 class Plan:
     """What a job declares it will do (a POST to the gate)."""
 
-    inputs: tuple[DatasetRef, ...] = ()
-    outputs: tuple[DatasetRef, ...] = ()
+    inputs: tuple[Declared, ...] = ()
+    outputs: tuple[Declared, ...] = ()
     sql: str | None = None
     dialect: str | None = None
 
@@ -148,61 +144,39 @@ class PlannedLineage:
 
     read: dict[int, set[str]]
     # (output dataset ref, output column) <- (input dataset id, input column), value-carrying
-    carries: tuple[tuple[DatasetRef, str, int, str], ...]
+    carries: tuple[tuple[Declared, str, int, str], ...]
 
 
 def _plan_lineage(
     connection: Connection,
     plan: Plan | None,
     known: dict[tuple[str, str], Row[Any]],
-    inputs: list[DatasetRef],
-    outputs: list[DatasetRef],
+    inputs: list[Declared],
+    outputs: list[Declared],
 ) -> PlannedLineage | None:
     """The plan's SQL parsed against the declared datasets; None without SQL or if unparseable."""
     if plan is None or not plan.sql:
         return None
-    from collector.lineage.sql import SqlParseError, parse  # sqlglot only when a plan has SQL
-
-    schemas = {}
-    for ref in inputs:
-        row = known.get((ref.namespace, ref.name))
-        version = reads.current_schema(connection, row.id) if row is not None else None
-        if version is not None:
-            schemas[ref.name] = {
-                str(f["name"]): str(f.get("type") or "") for f in version.fields if f.get("name")
-            }
-    try:
-        lineage = parse(plan.sql, plan.dialect, schemas or None)
-    except (SqlParseError, ValueError):
+    lineage = parse_cached(plan.sql, plan.dialect, known_schemas(connection, inputs))
+    if isinstance(lineage, SqlParseError):
         return None
     read: dict[int, set[str]] = {}
     carries = []
     for edge in lineage.edges:
-        source = _declared(edge.input, inputs)
-        row = known.get((source.namespace, source.name)) if source else None
+        source = resolve(edge.input, inputs, fallback_namespace="")
+        row = known.get((source.namespace, source.name))
         if row is None:
             continue
         read.setdefault(row.id, set()).add(edge.input_field)
-        target = _declared(edge.output, outputs)
-        if target and edge.type == "DIRECT" and not edge.masking and edge.output_field:
+        target = resolve(edge.output, outputs, fallback_namespace="")
+        if target in outputs and edge.type == "DIRECT" and not edge.masking and edge.output_field:
             carries.append((target, edge.output_field, int(row.id), edge.input_field))
     return PlannedLineage(read=read, carries=tuple(carries))
 
 
-def _declared(table: str, refs: list[DatasetRef]) -> DatasetRef | None:
-    """The declared dataset a SQL table name stands for (`orders` matches `raw.orders`)."""
-    wanted = table.lower().split(".")
-    for ref in refs:
-        parts = ref.name.lower().split(".")
-        common = min(len(parts), len(wanted))
-        if parts[-common:] == wanted[-common:]:
-            return ref
-    return None
-
-
 def _declared_or_known(
     connection: Connection, job_row: Row[Any] | None, plan: Plan | None
-) -> tuple[list[DatasetRef], list[DatasetRef]]:
+) -> tuple[list[Declared], list[Declared]]:
     if plan is not None and (plan.inputs or plan.outputs):
         return list(plan.inputs), list(plan.outputs)
     if job_row is None:
@@ -212,7 +186,7 @@ def _declared_or_known(
         return [], []
     used = reads.run_datasets(connection, latest.uuid)
     refs = {
-        direction: [DatasetRef(io.namespace, io.name) for io in used if io.direction == direction]
+        direction: [Declared(io.namespace, io.name) for io in used if io.direction == direction]
         for direction in ("input", "output")
     }
     return refs["input"], refs["output"]
@@ -221,7 +195,7 @@ def _declared_or_known(
 def _input_state(
     connection: Connection,
     policy: Policy,
-    ref: DatasetRef,
+    ref: Declared,
     known: dict[tuple[str, str], Row[Any]],
     read_by_job: dict[int, set[str]] | None,
     since: datetime | None,
@@ -255,7 +229,7 @@ def _input_state(
 def _output_state(
     connection: Connection,
     policy: Policy,
-    ref: DatasetRef,
+    ref: Declared,
     known: dict[tuple[str, str], Row[Any]],
     job_row: Row[Any] | None,
     planned: PlannedLineage | None,

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from collector.api.deps import Services, services
 from collector.api.responses import JSONResponse
-from collector.gating import DatasetRef, Plan, judge, record
+from collector.gating import Plan, judge, record
+from collector.lineage.parsed import Declared
 
 router = APIRouter(prefix="/api/v1", tags=["gates"])
 
@@ -44,8 +45,8 @@ async def gate_plan(
 ) -> JSONResponse:
     """Judge the job on what it declares: the plan's inputs, outputs and SQL."""
     declared = Plan(
-        inputs=tuple(DatasetRef(d.namespace, d.name) for d in plan.inputs),
-        outputs=tuple(DatasetRef(d.namespace, d.name) for d in plan.outputs),
+        inputs=tuple(Declared(d.namespace, d.name) for d in plan.inputs),
+        outputs=tuple(Declared(d.namespace, d.name) for d in plan.outputs),
         sql=plan.sql,
         dialect=plan.dialect,
     )
