@@ -303,3 +303,24 @@ def test_promtool_finds_nothing_to_lint(start: Start) -> None:
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
     assert checked.stdout.decode().strip() == ""
     assert checked.stderr.decode().strip() == ""
+
+
+def test_sql_parse_failures_are_counted(start: Start) -> None:
+    client = start()
+    before = value(scrape(client), "pipewarden_sql_parse_failures_total")
+    assert before is not None  # counted since the process started, by every app in it
+    broken = {"sql": facet("SQLJobFacet", query="INSERT INTO t\nSELECT (a FROM s;")}
+    run_id = str(uuid.uuid4())
+    at = NOW - timedelta(hours=1)
+    post_batch(
+        client,
+        [
+            run_event(kind, run_id=run_id, job="broken_sql", event_time=t.isoformat(),
+                      outputs=[dataset("t", PG)], job_facets=broken)
+            for kind, t in (("START", at), ("COMPLETE", at + timedelta(minutes=1)))
+        ],
+    )  # fmt: skip
+    series = wait_for(
+        client, lambda s: (value(s, "pipewarden_sql_parse_failures_total") or 0) > before
+    )
+    assert (value(series, "pipewarden_sql_parse_failures_total") or 0) >= before + 1
