@@ -39,6 +39,8 @@ class Kpis:
     until: datetime
     runs: dict[str, int] = field(default_factory=dict)
     task_success_rate: float | None = None
+    # Per job (namespace, name) with finished runs in the window: completed / finished.
+    job_success_rates: dict[tuple[str, str], float] = field(default_factory=dict)
     mean_time_to_detect: float | None = None
     detections: int = 0
     time_to_detect_schema_drift: float | None = None
@@ -62,6 +64,10 @@ class Kpis:
             "to": self.until.isoformat(),
             "runs": self.runs,
             "taskSuccessRate": self.task_success_rate,
+            "perJob": [
+                {"namespace": namespace, "job": name, "taskSuccessRate": rate}
+                for (namespace, name), rate in sorted(self.job_success_rates.items())
+            ],
             "meanTimeToDetectSeconds": self.mean_time_to_detect,
             "detections": self.detections,
             "timeToDetectSchemaDriftSeconds": self.time_to_detect_schema_drift,
@@ -141,6 +147,10 @@ def compute(
     for run in finished:
         counts[run.state.lower()] += 1
     total = sum(counts.values())
+    per_job: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for run in finished:
+        per_job[run.job_id][0] += run.state == "COMPLETED"
+        per_job[run.job_id][1] += 1
 
     first_detection: dict[Any, tuple[datetime, datetime, str]] = {}
     for row in found:
@@ -201,6 +211,11 @@ def compute(
         until=until,
         runs=counts,
         task_success_rate=counts["completed"] / total if total else None,
+        job_success_rates={
+            names[job_id]: done / count
+            for job_id, (done, count) in per_job.items()
+            if job_id in names
+        },
         mean_time_to_detect=_mean(lags),
         detections=len(lags),
         time_to_detect_schema_drift=_mean(drift_lags),

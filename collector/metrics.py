@@ -288,6 +288,14 @@ def _kpi_metrics(values: kpis.Kpis) -> Iterator[Metric]:
         "Completed / finished runs in the window.",
         values.task_success_rate,
     )
+    per_job = GaugeMetricFamily(
+        "pipewarden_kpi_job_task_success_ratio",
+        "Completed / finished runs of each job in the window.",
+        labels=["window", "namespace", "pipeline"],
+    )
+    for (namespace, name), rate in sorted(values.job_success_rates.items()):
+        per_job.add_metric([values.window, namespace, name], rate)
+    yield per_job
     yield gauge(
         "pipewarden_kpi_mean_time_to_detect_seconds",
         "Mean time from a run's end to its first finding, in the window.",

@@ -187,6 +187,14 @@ def test_kpis_of_a_crafted_week(history: History) -> None:
     kpis = compute(history.engine, SLA_POLICY, "7d", now=NOW)
     assert kpis.runs == {"completed": 3, "failed": 1, "aborted": 1}
     assert kpis.task_success_rate == pytest.approx(3 / 5)
+    assert kpis.job_success_rates == {
+        ("shop", "load"): pytest.approx(2 / 4),
+        ("shop", "export"): 1.0,
+    }
+    assert kpis.to_json()["perJob"] == [
+        {"namespace": "shop", "job": "export", "taskSuccessRate": 1.0},
+        {"namespace": "shop", "job": "load", "taskSuccessRate": 0.5},
+    ]
     # Per run, its first finding: 60 s (load's late run), 30 s (export's drift), 3600 s
     # for the missed slot; the false positive is left out.
     assert kpis.detections == 3

@@ -207,6 +207,8 @@ def test_open_findings_and_the_failure_kpis(start: Start) -> None:
     flaky = {"namespace": "shop", "pipeline": "flaky"}
     assert value(series, "pipewarden_runs_total", **flaky, state="failed") == 2
     assert value(series, "pipewarden_kpi_task_success_ratio", window="7d") == pytest.approx(4 / 6)
+    job_rate = value(series, "pipewarden_kpi_job_task_success_ratio", window="7d", **flaky)
+    assert job_rate == pytest.approx(4 / 6)
     recover = value(series, "pipewarden_kpi_mean_time_to_recover_seconds", window="7d")
     assert recover == pytest.approx(2 * 86400 + 3 * 60)  # first FAIL end to the next COMPLETE end
     detect = value(series, "pipewarden_kpi_mean_time_to_detect_seconds", window="7d")
