@@ -397,9 +397,7 @@ def _dataset_id(
 ) -> int:
     """The id of a dataset named only by reference (column lineage), created if new."""
     if (namespace, name) not in known:
-        writes.ensure_namespace(connection, namespace, at)
-        row, _ = writes.lock_dataset(connection, namespace, name, _new_dataset(at))
-        known[(namespace, name)] = int(row.id)
+        known[(namespace, name)] = writes.ensure_dataset(connection, namespace, name, at)
     return known[(namespace, name)]
 
 
@@ -412,7 +410,9 @@ def _derive_dataset(
     known: dict[tuple[str, str], int],
 ) -> int:
     writes.ensure_namespace(connection, dataset.namespace, at)
-    row, _ = writes.lock_dataset(connection, dataset.namespace, dataset.name, _new_dataset(at))
+    row, _ = writes.lock_dataset(
+        connection, dataset.namespace, dataset.name, writes.new_dataset(at)
+    )
     known[(dataset.namespace, dataset.name)] = int(row.id)
     facets, times = merge_facets(row.facets, row.facet_times, _facets_of(raw), at)
     writes.update_row(
@@ -432,17 +432,6 @@ def _derive_dataset(
             connection, int(row.id), fields_hash(raw_fields), raw_fields, at, run_uuid
         )
     return int(row.id)
-
-
-def _new_dataset(at: datetime) -> dict[str, Any]:
-    return {
-        "created_at": at,
-        "updated_at": at,
-        "facets": {},
-        "facet_times": {},
-        "io_facets": {},
-        "io_facet_times": {},
-    }
 
 
 def fields_hash(fields: list[Any]) -> str:

@@ -295,7 +295,13 @@ def set_expectation(connection: Connection, values: Mapping[str, Any]) -> None:
 def ensure_dataset(connection: Connection, namespace: str, name: str, at: datetime) -> int:
     """The id of a dataset named only by reference (a table in SQL), created if new."""
     ensure_namespace(connection, namespace, at)
-    values = {
+    row, _ = lock_dataset(connection, namespace, name, new_dataset(at))
+    return int(row.id)
+
+
+def new_dataset(at: datetime) -> dict[str, Any]:
+    """A dataset first seen at `at`, nothing known of it yet."""
+    return {
         "created_at": at,
         "updated_at": at,
         "facets": {},
@@ -303,8 +309,6 @@ def ensure_dataset(connection: Connection, namespace: str, name: str, at: dateti
         "io_facets": {},
         "io_facet_times": {},
     }
-    row, _ = lock_dataset(connection, namespace, name, values)
-    return int(row.id)
 
 
 def replace_parsed_column_edges(
