@@ -28,10 +28,6 @@ def make_engine(database_url: str, *, writer: bool = False, **options: Any) -> E
     return create_engine(url, pool_pre_ping=True, **options)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy issue BEGIN itself, so a write transaction takes its lock up front.
     dbapi_connection.isolation_level = None

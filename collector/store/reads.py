@@ -179,10 +179,6 @@ def list_events(
     return list(payloads), total
 
 
-def count_events(connection: Connection) -> int:
-    return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
-
-
 # --- for gates ------------------------------------------------------------------------
 
 
