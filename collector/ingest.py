@@ -189,13 +189,16 @@ def _derive_run_event(connection: Connection, event: RunEvent, document: dict[st
     _derive_run(connection, event, _facets_of(document["run"]), job_id)
     dataset_ids: dict[tuple[str, str], int] = {}
     for dataset, raw in zip(event.inputs, document.get("inputs") or [], strict=True):
-        dataset_id = _derive_dataset(connection, dataset, raw, at, run_uuid, dataset_ids)
+        dataset_id = _derive_dataset(
+            connection, dataset, raw, at, run_uuid, dataset_ids, _io_facets(raw, "input")
+        )
         _derive_io(connection, job_id, run_uuid, dataset_id, "input", dataset, raw, at)
+    written = event.eventType is EventType.COMPLETE
     for output, raw in zip(event.outputs, document.get("outputs") or [], strict=True):
-        dataset_id = _derive_dataset(connection, output, raw, at, run_uuid, dataset_ids)
+        dataset_id = _derive_dataset(
+            connection, output, raw, at, run_uuid, dataset_ids, _io_facets(raw, "output"), written
+        )
         _derive_io(connection, job_id, run_uuid, dataset_id, "output", output, raw, at)
-        if event.eventType is EventType.COMPLETE:
-            _mark_modified(connection, dataset_id, at)
         lineage = output.facets.columnLineage
         if lineage is not None:
             edges = _column_edges(connection, lineage, run_uuid, at, dataset_ids)
@@ -257,12 +260,11 @@ def _derive_io(
     at: datetime,
 ) -> None:
     """A run's use of a dataset: its io facets, the counts in them, quality assertions."""
+    io_facets = _io_facets(raw, direction)
     if isinstance(dataset, InputDataset):
-        io_facets = _facets_of(raw, "inputFacets")
         statistics_key = "inputStatistics"
         assertions = dataset.inputFacets.dataQualityAssertions
     else:
-        io_facets = _facets_of(raw, "outputFacets")
         statistics_key = "outputStatistics"
         assertions = None
     row = writes.lock_run_io(connection, run_uuid, dataset_id, direction)
@@ -280,8 +282,6 @@ def _derive_io(
         file_count=_field(facets, statistics_key, "fileCount"),
     )
     writes.touch_job_io(connection, job_id, dataset_id, direction, at)
-    if io_facets:
-        _merge_io_facets(connection, dataset_id, io_facets, at)
     rows = [
         {
             "run_uuid": run_uuid,
@@ -301,20 +301,9 @@ def _derive_io(
     writes.upsert_assertions(connection, rows)
 
 
-def _merge_io_facets(
-    connection: Connection, dataset_id: int, io_facets: dict[str, Any], at: datetime
-) -> None:
-    row = writes.lock_dataset_by_id(connection, dataset_id)
-    facets, times = merge_facets(row.io_facets, row.io_facet_times, io_facets, at)
-    writes.update_row(
-        connection, datasets, datasets.c.id == dataset_id, io_facets=facets, io_facet_times=times
-    )
-
-
-def _mark_modified(connection: Connection, dataset_id: int, at: datetime) -> None:
-    row = writes.lock_dataset_by_id(connection, dataset_id)
-    if row.last_modified_at is None or row.last_modified_at < at:
-        writes.update_row(connection, datasets, datasets.c.id == dataset_id, last_modified_at=at)
+def _io_facets(raw: dict[str, Any], direction: str) -> dict[str, Any]:
+    """A run's facets on its use of a dataset: `inputFacets` or `outputFacets`."""
+    return _facets_of(raw, "inputFacets" if direction == "input" else "outputFacets")
 
 
 def _column_edges(
@@ -408,13 +397,24 @@ def _derive_dataset(
     at: datetime,
     run_uuid: UUID | None,
     known: dict[tuple[str, str], int],
+    io_facets: dict[str, Any] | None = None,
+    written: bool = False,
 ) -> int:
+    """The dataset's row after this event, in one locked read-modify-write.
+
+    `io_facets` (the run's statistics and checks on it) are kept with the dataset, which
+    Marquez does not do; `written` (a COMPLETE output) moves its last modification time.
+    """
     writes.ensure_namespace(connection, dataset.namespace, at)
     row, _ = writes.lock_dataset(
         connection, dataset.namespace, dataset.name, writes.new_dataset(at)
     )
     known[(dataset.namespace, dataset.name)] = int(row.id)
     facets, times = merge_facets(row.facets, row.facet_times, _facets_of(raw), at)
+    kept, kept_times = merge_facets(row.io_facets, row.io_facet_times, io_facets or {}, at)
+    modified = row.last_modified_at
+    if written and (modified is None or modified < at):
+        modified = at
     writes.update_row(
         connection,
         datasets,
@@ -423,6 +423,9 @@ def _derive_dataset(
         updated_at=max(row.updated_at, at),
         facets=facets,
         facet_times=times,
+        io_facets=kept,
+        io_facet_times=kept_times,
+        last_modified_at=modified,
         source_name=_field(facets, "dataSource", "name"),
         description=_field(facets, "documentation", "description"),
     )

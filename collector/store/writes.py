@@ -193,11 +193,6 @@ def lock_run_io(
     return lock_or_create(connection, run_io, key, values)[0]
 
 
-def lock_dataset_by_id(connection: Connection, dataset_id: int) -> Row[Any]:
-    query = select(datasets).where(datasets.c.id == dataset_id).with_for_update()
-    return connection.execute(query).one()
-
-
 def touch_job_io(
     connection: Connection, job_id: int, dataset_id: int, direction: str, at: datetime
 ) -> None:
