@@ -96,9 +96,12 @@ class Detection:
                 settings = self._policy().for_job(run.namespace, run.job_name)
                 earlier = reads.runs_before(connection, run.job_id, run.created_at)
                 finding = overrun.check(
-                    run.started_at, now, _durations(earlier), _sensitivity(settings.sensitivity),
+                    run.started_at,
+                    now,
+                    _durations(earlier),
+                    _sensitivity(settings.sensitivity),
                     str(run.uuid),
-                )  # fmt: skip
+                )
                 if finding is not None:
                     found.append(Located(finding, run.namespace, run.job_name))
         self._store_all(found)
@@ -145,10 +148,8 @@ class Detection:
             return []
         history = _durations(earlier)
         point = Point(str(run.uuid), _start(run), run.duration_ms / 1000, run.verdict)
-        bands.append(
-            _band(run.job_id, 0, "duration", point, runtime.expect(history, point.at, sensitivity))
-        )
-        finding = runtime.check(history, point, sensitivity)
+        expected, finding = runtime.judge(history, point, sensitivity)
+        bands.append(_band(run.job_id, 0, "duration", point, expected))
         return [Located(finding, run.namespace, run.job_name)] if finding else []
 
     def _volumes(
@@ -171,11 +172,8 @@ class Detection:
                 if e.row_count is not None and e.ended_at is not None
             ]
             point = Point(str(run.uuid), run.ended_at, float(io.row_count), io.verdict)
-            bands.append(
-                _band(run.job_id, io.dataset_id, "rows", point,
-                      volume.expect(history, point.at, sensitivity))
-            )  # fmt: skip
-            finding = volume.check(history, point, sensitivity)
+            expected, finding = volume.judge(history, point, sensitivity)
+            bands.append(_band(run.job_id, io.dataset_id, "rows", point, expected))
             if finding is not None:
                 located.append(
                     Located(finding, run.namespace, run.job_name, (io.namespace, io.name))
@@ -260,10 +258,13 @@ def record_feedback(connection: Connection, finding: Row[Any], verdict: str) -> 
         if dataset is not None:
             connection.execute(
                 update(run_io)
-                .where(run_io.c.run_uuid == finding.run_uuid, run_io.c.dataset_id == dataset.id,
-                       run_io.c.direction == "output")
+                .where(
+                    run_io.c.run_uuid == finding.run_uuid,
+                    run_io.c.dataset_id == dataset.id,
+                    run_io.c.direction == "output",
+                )
                 .values(verdict=mark)
-            )  # fmt: skip
+            )
 
 
 def _claimer(run_uuid: Any) -> Callable[[Connection], bool]:
@@ -275,9 +276,15 @@ def _store(connection: Connection, located: Located) -> None:
     dataset_namespace, dataset = located.dataset or (None, None)
     anchor = finding.run_id or finding.at.isoformat()
     key = "|".join(
-        [finding.kind, located.namespace, located.job, f"{dataset_namespace}/{dataset}", anchor,
-         finding.subject or ""]
-    )  # fmt: skip
+        [
+            finding.kind,
+            located.namespace,
+            located.job,
+            f"{dataset_namespace}/{dataset}",
+            anchor,
+            finding.subject or "",
+        ]
+    )
     added = writes.add_finding(
         connection,
         {

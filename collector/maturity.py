@@ -72,9 +72,12 @@ def assess_job(connection: Connection, policy: Policy, job: Row[Any]) -> Maturit
     would_block = sum(1 for d in decisions if d.decision == "block" and d.mode == "monitor")
     blocked = sum(1 for d in decisions if d.effective == "block")
     reasons = Counter(
-        reason["rule"] for d in decisions if d.decision == "block" for reason in d.reasons
+        reason["rule"]
+        for d in decisions
+        if d.decision == "block"
+        for reason in d.reasons
         if reason["severity"] == "block"
-    )  # fmt: skip
+    )
     ready = bool(decisions) and would_block <= READY_SHARE * len(decisions)
     level, step = _level(
         observed=latest is not None,
@@ -88,8 +91,9 @@ def assess_job(connection: Connection, policy: Policy, job: Row[Any]) -> Maturit
         scheduled=settings.schedule is not None or settings.sla is not None,
         reasons=reasons,
     )
-    return Maturity(job.namespace, job.name, level, settings.mode, len(decisions), would_block,
-                    blocked, step)  # fmt: skip
+    return Maturity(
+        job.namespace, job.name, level, settings.mode, len(decisions), would_block, blocked, step
+    )
 
 
 def _level(
@@ -114,10 +118,12 @@ def _level(
     if not (lineage and checked):
         missing = [
             what
-            for what, present in (("column lineage (facet or --sql)", lineage),
-                                  ("quality checks (--check, dbt tests)", checked))
+            for what, present in (
+                ("column lineage (facet or --sql)", lineage),
+                ("quality checks (--check, dbt tests)", checked),
+            )
             if not present
-        ]  # fmt: skip
+        ]
         return 2, "send " + " and ".join(missing)
     if enforced:
         if scheduled:

@@ -22,11 +22,18 @@ def expect(history: Sequence[Point], at: datetime, sensitivity: Sensitivity) -> 
 
 def check(history: Sequence[Point], point: Point, sensitivity: Sensitivity) -> Finding | None:
     """A finding when the run's duration lies outside its expected range; None while learning."""
+    return judge(history, point, sensitivity)[1]
+
+
+def judge(
+    history: Sequence[Point], point: Point, sensitivity: Sensitivity
+) -> tuple[Expectation, Finding | None]:
+    """The expected range for the run and the finding against it, from one fit."""
     expected, fit = baseline.assess(history, point.at, sensitivity)
     if fit is None or expected.low <= point.value <= expected.high:
-        return None
+        return expected, None
     score = baseline.score(fit, point.value, sensitivity)
-    return Finding(
+    return expected, Finding(
         kind=KIND,
         run_id=point.run_id,
         at=point.at,

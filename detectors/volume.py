@@ -30,15 +30,22 @@ def check(
     history: Sequence[Point], point: Point, sensitivity: Sensitivity, metric: str = "rows"
 ) -> Finding | None:
     """A finding for a drop, a spike or an unexpected zero; None while learning otherwise."""
+    return judge(history, point, sensitivity, metric)[1]
+
+
+def judge(
+    history: Sequence[Point], point: Point, sensitivity: Sensitivity, metric: str = "rows"
+) -> tuple[Expectation, Finding | None]:
+    """The expected range for the run and the finding against it, from one fit."""
     expected, fit = baseline.assess(history, point.at, sensitivity)
     if point.value <= 0 and _never_empty(history, point):
         score = baseline.score(fit, 0.0, sensitivity) if fit else EMPTY_SCORE
-        return _finding(point, expected, score, "critical", metric)
+        return expected, _finding(point, expected, score, "critical", metric)
     if fit is None or expected.low <= point.value <= expected.high:
-        return None
+        return expected, None
     score = baseline.score(fit, point.value, sensitivity)
     level = severity(point.value, expected, score, sensitivity)
-    return _finding(point, expected, score, level, metric)
+    return expected, _finding(point, expected, score, level, metric)
 
 
 def _never_empty(history: Sequence[Point], point: Point) -> bool:
