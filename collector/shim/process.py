@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -75,12 +75,8 @@ def noting_stop_signals() -> Iterator[list[int]]:
     def note(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, note) for sig in FORWARDED_SIGNALS}
-    try:
+    with _handling_stop_signals(note):
         yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run_command(
@@ -96,12 +92,19 @@ def run_command(
             _signal_group(group[0], signum)
 
     # Handlers go in before the child starts: a signal in between must not orphan it.
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
-    try:
+    with _handling_stop_signals(forward):
         return _supervise(command, timeout, kill_grace, group, forwarded)
+
+
+@contextmanager
+def _handling_stop_signals(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP go to `handler` while inside; the earlier handlers after."""
+    previous = {sig: signal.signal(sig, handler) for sig in FORWARDED_SIGNALS}
+    try:
+        yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, earlier in previous.items():
+            signal.signal(sig, earlier)
 
 
 def _supervise(
