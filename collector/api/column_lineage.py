@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row
 
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
+from collector.api.nodes import split_lookup
 from collector.api.responses import JSONResponse
 from collector.lineage import columns
 from collector.lineage.sql_model import DIRECT, DIRECT_RANK
@@ -52,17 +53,13 @@ def _start(connection: Connection, node_id: str) -> set[columns.Field]:
     if kind not in ("datasetField", "dataset", "job") or len(colons) < needed:
         raise ApiError(400, f"nodeId {node_id!r} is not of the form {_NODE_FORMS}")
     if kind == "job":
-        for i in colons:
-            job = reads.get_job(connection, rest[:i], rest[i + 1 :])
-            if job is not None:
-                return columns.job_fields(connection, job.id)
+        job = split_lookup(connection, rest, reads.get_job)
+        if job is not None:
+            return columns.job_fields(connection, job.id)
     elif kind == "dataset":
-        for i in colons:
-            dataset = reads.get_dataset(connection, rest[:i], rest[i + 1 :])
-            if dataset is not None:
-                return {
-                    (dataset.id, name) for name in columns.dataset_fields(connection, dataset.id)
-                }
+        dataset = split_lookup(connection, rest, reads.get_dataset)
+        if dataset is not None:
+            return {(dataset.id, name) for name in columns.dataset_fields(connection, dataset.id)}
     else:
         for n, i in enumerate(colons):
             for j in colons[n + 1 :]:

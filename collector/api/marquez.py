@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row
 
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
+from collector.api.nodes import split_lookup
 from collector.api.responses import JSONResponse
 from collector.lineage import graph
 from collector.openlineage import parse_datetime
@@ -301,14 +302,10 @@ def _node(connection: Connection, node_id: str) -> tuple[str, Row[Any]]:
             f"nodeId {node_id!r} is not of the form job:<namespace>:<name> "
             "or dataset:<namespace>:<name>",
         )
-    lookup = reads.get_job if kind == "job" else reads.get_dataset
-    position = rest.find(":")
-    while position != -1:
-        row = lookup(connection, rest[:position], rest[position + 1 :])
-        if row is not None:
-            return kind, row
-        position = rest.find(":", position + 1)
-    raise ApiError(404, f"node {node_id!r} not found")
+    row = split_lookup(connection, rest, reads.get_job if kind == "job" else reads.get_dataset)
+    if row is None:
+        raise ApiError(404, f"node {node_id!r} not found")
+    return kind, row
 
 
 def _graph_nodes(connection: Connection, found: graph.Graph) -> list[dict[str, Any]]:
