@@ -69,14 +69,17 @@ class Detection:
         bands: list[dict[str, Any]] = []
         with self._engine.connect() as connection:
             earlier = reads.runs_before(connection, run.job_id, run.created_at)
+            written = reads.run_datasets(connection, run.uuid)
+            checks = reads.run_assertions(connection, run.uuid)
             found += self._runtime(run, earlier, sensitivity, bands)
-            found += self._volumes(connection, run, sensitivity, bands)
+            found += self._volumes(connection, run, written, sensitivity, bands)
             found += self._failures(run, earlier)
             found += self._schema(connection, run)
-            found += self._quality(connection, run)
+            found += _quality(run, checks)
             found += self._missed_before(
                 run, earlier, settings.schedule, settings.grace, sensitivity
             )
+        over = _cleared(run, written, checks, found)
 
         def store(connection: Connection) -> None:
             if not writes.claim_detection(connection, run.uuid, _now()):
@@ -85,6 +88,16 @@ class Detection:
                 writes.set_expectation(connection, band)
             for located in found:
                 _store(connection, located)
+            for item in over:
+                writes.resolve_findings(
+                    connection,
+                    run.namespace,
+                    run.job_name,
+                    item.kind,
+                    item.before,
+                    item.dataset,
+                    item.run_uuid,
+                )
 
         self._write(store)
 
@@ -156,13 +169,14 @@ class Detection:
         self,
         connection: Connection,
         run: Row[Any],
+        written: Sequence[Row[Any]],
         sensitivity: Sensitivity,
         bands: list[dict[str, Any]],
     ) -> list[Located]:
         if run.state != "COMPLETED":
             return []
         located = []
-        for io in reads.run_datasets(connection, run.uuid):
+        for io in written:
             if io.direction != "output" or io.row_count is None:
                 continue
             earlier = reads.written_before(connection, run.job_id, io.dataset_id, run.created_at)
@@ -199,32 +213,6 @@ class Detection:
                 )
         return located
 
-    def _quality(self, connection: Connection, run: Row[Any]) -> list[Located]:
-        return [
-            Located(
-                Finding(
-                    kind="quality",
-                    run_id=str(run.uuid),
-                    at=check.event_time,
-                    severity="warning"
-                    if (check.severity or "").lower().startswith("warn")
-                    else "critical",
-                    observed=None,
-                    expected_low=None,
-                    expected_high=None,
-                    score=1.0,
-                    message=f"quality check {check.assertion} failed"
-                    + (f" on column {check.column_name}" if check.column_name else ""),
-                    subject=check.column_name or check.assertion,
-                ),
-                run.namespace,
-                run.job_name,
-                (check.namespace, check.name),
-            )
-            for check in reads.run_assertions(connection, run.uuid)
-            if not check.success
-        ]
-
     def _missed_before(
         self,
         run: Row[Any],
@@ -242,6 +230,74 @@ class Detection:
             [*starts, this_start], starts[-1], this_start, _schedule(cron, grace), sensitivity
         )
         return [Located(f, run.namespace, run.job_name) for f in slots]
+
+
+def _quality(run: Row[Any], checks: Sequence[Row[Any]]) -> list[Located]:
+    return [
+        Located(
+            Finding(
+                kind="quality",
+                run_id=str(run.uuid),
+                at=check.event_time,
+                severity="warning"
+                if (check.severity or "").lower().startswith("warn")
+                else "critical",
+                observed=None,
+                expected_low=None,
+                expected_high=None,
+                score=1.0,
+                message=f"quality check {check.assertion} failed"
+                + (f" on column {check.column_name}" if check.column_name else ""),
+                subject=check.column_name or check.assertion,
+            ),
+            run.namespace,
+            run.job_name,
+            (check.namespace, check.name),
+        )
+        for check in checks
+        if not check.success
+    ]
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """The job's open findings of a kind (about a dataset) from before a time are over."""
+
+    kind: str
+    before: datetime
+    dataset: tuple[str, str] | None = None
+    run_uuid: UUID | None = None
+
+
+def _cleared(
+    run: Row[Any],
+    written: Sequence[Row[Any]],
+    checks: Sequence[Row[Any]],
+    found: Sequence[Located],
+) -> list[Cleared]:
+    """What a judged run shows is over: a finding stays open only while its condition holds.
+
+    Any run ends the missed slots before it, and its own overrun by finishing; a completed
+    run ends a failure streak, and earlier anomalies of a kind it was judged on and did not
+    raise again.
+    """
+    end: datetime = run.ended_at or run.state_time
+    cleared = [Cleared("freshness", _start(run)), Cleared("overrun", end, run_uuid=run.uuid)]
+    if run.state != "COMPLETED":
+        return cleared
+    raised = {(item.finding.kind, item.dataset) for item in found}
+    cleared.append(Cleared("failure", end))
+    if run.duration_ms is not None and ("runtime", None) not in raised:
+        cleared.append(Cleared("runtime", end))
+    for io in written:
+        if io.direction != "output":
+            continue
+        dataset = (io.namespace, io.name)
+        kinds = ["schema_drift"] + (["volume"] if io.row_count is not None else [])
+        cleared += [Cleared(k, end, dataset) for k in kinds if (k, dataset) not in raised]
+    checked = {(check.namespace, check.name) for check in checks}
+    cleared += [Cleared("quality", end, d) for d in checked if ("quality", d) not in raised]
+    return cleared
 
 
 def record_feedback(connection: Connection, finding: Row[Any], verdict: str) -> None:

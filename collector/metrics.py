@@ -49,6 +49,10 @@ FINISHED = ("COMPLETED", "FAILED", "ABORTED")
 # Ingestion answers in milliseconds; a big batch can take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+OUTCOMES = ("stored", "duplicate", "invalid", "failed")
+# The answers ingestion gives to bad or unstorable requests, exported at 0 from the start.
+ERROR_STATUSES = (400, 413, 415, 422, 500, 503)
+
 StoreState = Callable[[], tuple[Engine, Policy] | None]
 
 
@@ -200,6 +204,11 @@ class StoreCollector(Collector):
             "End time (event time) of the job's latest completed run.",
             labels=labels,
         )
+        failure = GaugeMetricFamily(
+            "pipewarden_job_last_failure_timestamp_seconds",
+            "End time (event time) of the job's latest failed run.",
+            labels=labels,
+        )
         for job_id, names in job_names.items():
             latest = c.execute(
                 select(runs.c.duration_ms)
@@ -209,14 +218,15 @@ class StoreCollector(Collector):
             ).scalar()
             if latest is not None:
                 last.add_metric(list(names), latest / 1000)
-            ended = c.execute(
-                select(runs.c.ended_at, runs.c.state_time)
-                .where(runs.c.job_id == job_id, runs.c.state == "COMPLETED")
-                .order_by(runs.c.created_at.desc())
-                .limit(1)
-            ).first()
-            if ended is not None:
-                success.add_metric(list(names), (ended[0] or ended[1]).timestamp())
+            for state, family in (("COMPLETED", success), ("FAILED", failure)):
+                ended = c.execute(
+                    select(runs.c.ended_at, runs.c.state_time)
+                    .where(runs.c.job_id == job_id, runs.c.state == state)
+                    .order_by(runs.c.created_at.desc())
+                    .limit(1)
+                ).first()
+                if ended is not None:
+                    family.add_metric(list(names), (ended[0] or ended[1]).timestamp())
         for row in c.execute(
             select(expectations.c.job_id, expectations.c.low, expectations.c.high).where(
                 expectations.c.metric == "duration",
@@ -227,7 +237,7 @@ class StoreCollector(Collector):
             if row.job_id in job_names:
                 low.add_metric(list(job_names[row.job_id]), row.low)
                 high.add_metric(list(job_names[row.job_id]), row.high)
-        yield from (last, low, high, success)
+        yield from (last, low, high, success, failure)
 
     def _rows(self, c: Any, job_names: dict[int, tuple[str, str]]) -> Iterator[Metric]:
         labels = ["namespace", "pipeline", "dataset_namespace", "dataset"]
@@ -366,8 +376,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        for outcome in ("stored", "duplicate", "invalid", "failed"):
+        self.spool_deliveries = Counter(
+            "pipewarden_spool_deliveries",
+            "Events a shim delivered late, from the spool it keeps while the collector is"
+            " unreachable, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:
             self.events.labels(outcome)
+            self.spool_deliveries.labels(outcome)
+        for status in ERROR_STATUSES:
+            self.errors.labels(str(status))
+
+    def count_event(self, outcome: str, spooled: bool) -> None:
+        """One event received, and whether it came late from a shim's spool."""
+        self.events.labels(outcome).inc()
+        if spooled:
+            self.spool_deliveries.labels(outcome).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from collector.api.app import create_app
 from collector.settings import Settings
-from tests.events import dataset, run_event
+from tests.events import dataset, facet, run_event
 
 PG = "postgres://db.example:5432"
 FIRST = datetime(2024, 3, 4, 2, 0, tzinfo=UTC)  # a Monday
@@ -115,8 +115,56 @@ def test_a_missed_day_is_found_when_the_next_run_arrives(client: TestClient) -> 
     _post_all(client, events)
     (finding,) = _findings(client, 1, kind="freshness")
     assert finding["runId"] is None
+    assert finding["status"] == "resolved"  # the job has run since: nothing is missing now
     expected_at = datetime.fromisoformat(finding["eventTime"])
     assert abs(expected_at - (FIRST + timedelta(days=21))) < timedelta(hours=2)
+
+
+def test_a_later_normal_run_resolves_a_runtime_spike_and_a_volume_drop(
+    client: TestClient,
+) -> None:
+    _post_all(client, _history(21) + _daily_run(21, 55, rows=0))
+    spike, drop = _findings(client, 1, kind="runtime") + _findings(client, 1, kind="volume")
+    assert (spike["status"], drop["status"]) == ("open", "open")
+    _post_all(client, _daily_run(22, 11))
+    resolved = _findings(client, 2, status="resolved")
+    assert {f["id"] for f in resolved} == {spike["id"], drop["id"]}
+
+
+def test_a_second_spike_keeps_the_first_open_and_a_success_ends_a_failure_streak(
+    client: TestClient,
+) -> None:
+    _post_all(client, _history(21) + _daily_run(21, 55))
+    _post_all(client, _daily_run(22, 60))
+    assert {f["status"] for f in _findings(client, 2, kind="runtime")} == {"open"}
+    _post_all(client, _daily_run(23, 3, None, "FAIL") + _daily_run(24, 3, None, "FAIL"))
+    (streak,) = _findings(client, 1, kind="failure")
+    assert streak["status"] == "open"
+    _post_all(client, _daily_run(25, 11))
+    (ended,) = _findings(client, 1, kind="failure", status="resolved")
+    assert ended["id"] == streak["id"]
+
+
+def _checked_run(day: int, passed: bool) -> list[dict[str, Any]]:
+    """A run whose output carries a not_null check on `customer_id`, passing or not."""
+    checks = facet(
+        "DataQualityAssertionsDatasetFacet",
+        assertions=[{"assertion": "not_null", "success": passed, "column": "customer_id"}],
+    )
+    events = _daily_run(day, 11)
+    events[1]["outputs"][0]["facets"]["dataQualityAssertions"] = checks
+    return events
+
+
+def test_a_failed_quality_check_is_resolved_when_the_check_passes_again(
+    client: TestClient,
+) -> None:
+    _post_all(client, _history(5) + _checked_run(5, passed=False))
+    (failed,) = _findings(client, 1, kind="quality")
+    assert (failed["status"], failed["subject"]) == ("open", "customer_id")
+    _post_all(client, _checked_run(6, passed=True))
+    (resolved,) = _findings(client, 1, kind="quality", status="resolved")
+    assert resolved["id"] == failed["id"]
 
 
 def test_a_replayed_history_gives_the_same_findings_once(client: TestClient) -> None:

@@ -183,12 +183,12 @@ def test_ingestion_counts_outcomes_errors_and_latency(start: Start) -> None:
 def test_open_findings_and_the_failure_kpis(start: Start) -> None:
     client = start()
     first = NOW - timedelta(days=6)
+    ends = ["COMPLETE"] * 3 + ["FAIL", "FAIL", "COMPLETE", "FAIL", "FAIL"]
     events = []
-    for day in range(3):
-        events += run("flaky", first + timedelta(days=day), 5)
-    events += run("flaky", first + timedelta(days=3), 2, end="FAIL")
-    events += run("flaky", first + timedelta(days=4), 2, end="FAIL")
-    events += run("flaky", first + timedelta(days=5), 5)
+    for number, end in enumerate(ends):  # every 18 hours; a failure takes 2 min, a success 5
+        events += run(
+            "flaky", first + timedelta(hours=18 * number), 5 if end == "COMPLETE" else 2, end=end
+        )
     post_batch(client, events)
     failure = {"namespace": "shop", "pipeline": "flaky", "kind": "failure"}
     series = wait_for(
@@ -203,14 +203,19 @@ def test_open_findings_and_the_failure_kpis(start: Start) -> None:
         for (name, labels), v in series.items()
         if name == "pipewarden_findings_open" and failure.items() <= dict(labels).items()
     ]
-    assert sum(open_failures) >= 1
+    assert sum(open_failures) == 1  # the first streak ended with a success; the second is open
     flaky = {"namespace": "shop", "pipeline": "flaky"}
-    assert value(series, "pipewarden_runs_total", **flaky, state="failed") == 2
-    assert value(series, "pipewarden_kpi_task_success_ratio", window="7d") == pytest.approx(4 / 6)
+    assert value(series, "pipewarden_runs_total", **flaky, state="failed") == 4
+    last_success = first + timedelta(hours=18 * 5, minutes=5)
+    last_failure = first + timedelta(hours=18 * 7, minutes=2)
+    success_at = value(series, "pipewarden_job_last_success_timestamp_seconds", **flaky)
+    failure_at = value(series, "pipewarden_job_last_failure_timestamp_seconds", **flaky)
+    assert (success_at, failure_at) == (last_success.timestamp(), last_failure.timestamp())
+    assert value(series, "pipewarden_kpi_task_success_ratio", window="7d") == pytest.approx(4 / 8)
     job_rate = value(series, "pipewarden_kpi_job_task_success_ratio", window="7d", **flaky)
-    assert job_rate == pytest.approx(4 / 6)
+    assert job_rate == pytest.approx(4 / 8)
     recover = value(series, "pipewarden_kpi_mean_time_to_recover_seconds", window="7d")
-    assert recover == pytest.approx(2 * 86400 + 3 * 60)  # first FAIL end to the next COMPLETE end
+    assert recover == pytest.approx(36 * 3600 + 3 * 60)  # first FAIL end to the next COMPLETE end
     detect = value(series, "pipewarden_kpi_mean_time_to_detect_seconds", window="7d")
     assert detect is not None
     assert detect > 0

@@ -11,11 +11,13 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from collector.shim.spool import Delivery, Spool
 from tests.shim_helpers import (
@@ -223,9 +225,11 @@ def test_replay_delivers_the_spool_exactly_once(tmp_path: Path, collector: Colle
     written = [json.loads(path.read_bytes()) for path in spooled(spool)]
     assert by_type(written) == ["START", "FAIL", "START", "FAIL"]
 
+    delivered_before = _spool_deliveries(collector)
     first = pipewarden(["replay"], shim_env(collector.url, spool))
     assert first.returncode == 0, first.err
     assert "delivered 4" in first.out
+    assert _spool_deliveries(collector) == delivered_before + 4
     assert spooled(spool) == []
 
     second = pipewarden(["replay"], shim_env(collector.url, spool))
@@ -240,6 +244,15 @@ def test_replay_delivers_the_spool_exactly_once(tmp_path: Path, collector: Colle
     for event in written:
         run = collector.run(event["run"]["runId"])
         assert run["state"] == "FAILED"
+
+
+def _spool_deliveries(collector: Collector) -> float:
+    """`pipewarden_spool_deliveries_total{outcome="stored"}` as the collector exposes it."""
+    with urllib.request.urlopen(collector.url + "/metrics", timeout=5) as response:
+        families = text_string_to_metric_families(response.read().decode())
+    (family,) = (f for f in families if f.name == "pipewarden_spool_deliveries")
+    (stored,) = (s.value for s in family.samples if s.labels == {"outcome": "stored"})
+    return stored
 
 
 @pytest.mark.e2e

@@ -16,6 +16,7 @@ from collector.api.responses import JSONResponse
 from collector.ingest import Incoming, Outcome, prepare
 from collector.metrics import metrics_of
 from collector.openlineage import EventType, InvalidEvent, RunEvent, json_type
+from collector.shim.spool import DELIVERY_HEADER, SPOOLED
 from collector.writer import StoreFailed
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -47,17 +48,17 @@ async def post_lineage(
             400,
             f"the body must be one OpenLineage event (a JSON object), not {json_type(document)}",
         )
+    counted = metrics_of(request.app)
+    spooled = request.headers.get(DELIVERY_HEADER) == SPOOLED
     try:
         incoming = prepare(document, body)
     except InvalidEvent as invalid:
-        metrics_of(request.app).events.labels(Outcome.INVALID.value).inc()
+        counted.count_event(Outcome.INVALID.value, spooled)
         raise ApiError(
             422, f"the event breaks the OpenLineage spec: {invalid}", invalid.problems
         ) from None
     (outcome,) = await app.writer.submit([incoming])
-    metrics_of(request.app).events.labels(
-        "failed" if isinstance(outcome, StoreFailed) else outcome.value
-    ).inc()
+    counted.count_event("failed" if isinstance(outcome, StoreFailed) else outcome.value, spooled)
     if isinstance(outcome, StoreFailed):
         raise ApiError(500, f"the event could not be stored: {outcome}")
     _wake_detection(app, [incoming])

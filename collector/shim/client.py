@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from collector.shim.spool import Delivery
+from collector.shim.spool import DELIVERY_HEADER, SPOOLED, Delivery
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,16 @@ class Client:
         self.unreachable_reason: str | None = None
 
     def post_event(self, event: Mapping[str, Any]) -> Delivery:
-        answer = self.request("POST", "/api/v1/lineage", event)
+        """Send an event as it happens."""
+        return self._deliver(self.request("POST", "/api/v1/lineage", event))
+
+    def post_spooled(self, event: Mapping[str, Any]) -> Delivery:
+        """Send an event late, from the spool; the collector counts these deliveries."""
+        path = "/api/v1/lineage"
+        return self._deliver(self.request("POST", path, event, {DELIVERY_HEADER: SPOOLED}))
+
+    @staticmethod
+    def _deliver(answer: Answer | None) -> Delivery:
         if answer is None:
             return Delivery.UNREACHABLE
         if 200 <= answer.status < 300:
@@ -62,12 +71,19 @@ class Client:
         path = f"/api/v1/gates/{quote(namespace, safe='')}/{quote(job, safe='')}"
         return self.request("GET", path)
 
-    def request(self, method: str, path: str, payload: Any = None) -> Answer | None:
+    def request(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Answer | None:
         """One call; None when the collector cannot be reached in time."""
         if self.unreachable_reason is not None:
             return None
         body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        headers.update(extra_headers or {})
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         deadline = time.monotonic() + self.timeout

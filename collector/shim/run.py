@@ -214,7 +214,7 @@ class Shim:
 
     def replay(self) -> None:
         if self.spool.pending():
-            report = self.spool.replay(self.client.post_event)
+            report = self.spool.replay(self.client.post_spooled)
             if report.delivered:
                 warn(f"delivered {report.delivered} spooled event(s) from earlier runs")
 
@@ -357,7 +357,7 @@ def replay_spool(settings: Settings) -> int:
     """`pipewarden replay`: 0 when everything spooled was delivered, 3 when some remains."""
     spool = spool_for(settings)
     client = Client(settings.url, settings.api_key, max(settings.client_timeout, 5.0))
-    report = spool.replay(client.post_event)
+    report = spool.replay(client.post_spooled)
     print(
         f"delivered {report.delivered}, rejected {report.rejected}, corrupt {report.corrupt}, "
         f"remaining {report.remaining} (spool: {spool.directory})"

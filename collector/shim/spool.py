@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 _SUFFIX = ".json"
+# Sent with an event delivered late from the spool, so the collector can count them.
+DELIVERY_HEADER = "X-Pipewarden-Delivery"
+SPOOLED = "spool"
 _sequence = itertools.count()
 
 

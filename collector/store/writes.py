@@ -263,6 +263,34 @@ def add_finding(connection: Connection, values: Mapping[str, Any]) -> bool:
     return connection.execute(statement).first() is not None
 
 
+def resolve_findings(
+    connection: Connection,
+    namespace: str,
+    job: str,
+    kind: str,
+    before: datetime,
+    dataset: tuple[str, str] | None = None,
+    run_uuid: UUID | None = None,
+) -> int:
+    """Mark resolved the job's open findings of a kind from before a time.
+
+    Only those about `dataset`, or about run `run_uuid`, when given.
+    """
+    conditions = [
+        findings.c.namespace == namespace,
+        findings.c.job == job,
+        findings.c.event_time < before,
+        findings.c.kind == kind,
+        findings.c.status == "open",
+    ]
+    if dataset is not None:
+        conditions += [findings.c.dataset_namespace == dataset[0], findings.c.dataset == dataset[1]]
+    if run_uuid is not None:
+        conditions.append(findings.c.run_uuid == run_uuid)
+    statement = update(findings).where(*conditions).values(status="resolved")
+    return connection.execute(statement).rowcount
+
+
 def claim_detection(connection: Connection, run_uuid: UUID, at: datetime) -> bool:
     """Mark a run judged; False when another collector got there first."""
     statement = (
