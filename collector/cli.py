@@ -13,6 +13,7 @@ import click
 
 from collector.lineage.cli import lineage
 from collector.settings import Settings, SettingsError
+from dashboards.cli import dashboards
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -221,6 +222,7 @@ def replay() -> None:
 
 
 main.add_command(lineage)
+main.add_command(dashboards)
 
 
 def _client_settings() -> Settings:

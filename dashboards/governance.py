@@ -1,0 +1,138 @@
+"""Governance: readiness to enforce, gate decisions, schema changes, lineage coverage.
+
+Gate series carry the job's namespace; schema changes carry the dataset's namespace, so the
+`namespace` variable filters the job panels only.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards.panels import (
+    HALF,
+    RUNS,
+    Query,
+    dashboard,
+    label_variable,
+    row,
+    series_panel,
+    stat_panel,
+)
+
+UID = "pipewarden-governance"
+NS = 'namespace=~"$namespace"'
+DECISIONS = "pipewarden_gate_decisions_total"
+
+
+def build() -> Dashboard:
+    return (
+        dashboard(
+            UID,
+            "pipewarden / Governance",
+            "Is it safe to enforce? Gate decisions, schema changes and lineage coverage.",
+        )
+        .with_variable(
+            label_variable(
+                "namespace", "Namespace", f"label_values({RUNS}, namespace)", include_all=True
+            )
+        )
+        .with_row(row(1, "Readiness to enforce"))
+        .with_panel(
+            stat_panel(
+                2,
+                "Would have blocked (7d)",
+                "short",
+                Query('max(pipewarden_kpi_blocked_runs{decision="would_block"})'),
+                info="Runs a gate in monitor mode let through that enforce mode would block.",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                3,
+                "Blocked (7d)",
+                "short",
+                Query('max(pipewarden_kpi_blocked_runs{decision="block"})'),
+                info="Runs blocked by a gate in enforce mode.",
+            )
+        )
+        .with_panel(
+            series_panel(
+                4,
+                "Gate decisions by decision and mode",
+                "short",
+                Query(
+                    "sum by (decision, mode) (max by (namespace, pipeline, decision, mode) "
+                    f"(increase({DECISIONS}{{{NS}}}[$__rate_interval])))",
+                    "{{decision}} ({{mode}})",
+                ),
+            )
+        )
+        .with_panel(
+            series_panel(
+                5,
+                "Monitor-mode decisions by job",
+                "short",
+                Query(
+                    "max by (namespace, pipeline, decision) "
+                    f'(increase({DECISIONS}{{{NS}, mode="monitor"}}[$__rate_interval]))',
+                    "{{pipeline}}: {{decision}}",
+                ),
+                width=HALF,
+                info="A job is ready to enforce when its would_block decisions are the ones "
+                "you want to stop.",
+            )
+        )
+        .with_row(row(6, "Schema changes"))
+        .with_panel(
+            series_panel(
+                7,
+                "Schema changes by dataset",
+                "short",
+                Query(
+                    "max by (namespace, dataset) "
+                    "(increase(pipewarden_schema_changes_total[$__rate_interval]))",
+                    "{{namespace}} / {{dataset}}",
+                ),
+                info="New schema versions per interval, every dataset (datasets have their "
+                "own namespaces).",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                8,
+                "Time to detect schema drift (7d)",
+                "s",
+                Query("max(pipewarden_kpi_time_to_detect_schema_drift_seconds)"),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                9,
+                "Open schema drift findings",
+                "short",
+                Query(
+                    "sum(max by (namespace, pipeline, severity) "
+                    f'(pipewarden_findings_open{{{NS}, kind="schema_drift"}})) or vector(0)'
+                ),
+            )
+        )
+        .with_row(row(10, "Lineage coverage"))
+        .with_panel(
+            stat_panel(
+                11,
+                "Lineage coverage by level",
+                "percentunit",
+                Query("max by (level) (pipewarden_lineage_coverage_ratio)", "{{level}}"),
+                width=HALF,
+                info="Share of jobs with dataset lineage (inputs/outputs) and column lineage.",
+            )
+        )
+        .with_panel(
+            series_panel(
+                12,
+                "Lineage coverage over time",
+                "percentunit",
+                Query("max by (level) (pipewarden_lineage_coverage_ratio)", "{{level}}"),
+            )
+        )
+    )
