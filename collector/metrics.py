@@ -13,7 +13,9 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import collections
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
@@ -150,6 +152,7 @@ class StoreCollector(Collector):
             for labels, count in sorted(grouped.items()):
                 decisions.add_metric(list(labels), count)
             yield decisions
+            yield self._reasons(c)
 
             changes = CounterMetricFamily(
                 "pipewarden_schema_changes",
@@ -181,6 +184,24 @@ class StoreCollector(Collector):
                 coverage.add_metric(["dataset"], with_io / total)
                 coverage.add_metric(["column"], with_columns / total)
             yield coverage
+
+    def _reasons(self, c: Any) -> Metric:
+        reasons = GaugeMetricFamily(
+            "pipewarden_gate_reasons",
+            f"Reasons gates gave in the last {KPI_WINDOW}, by job, rule and severity.",
+            labels=["namespace", "pipeline", "rule", "severity"],
+        )
+        since = datetime.now(UTC) - kpis.window_of(KPI_WINDOW)
+        counted: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
+        for namespace, job, given in c.execute(
+            select(
+                gate_decisions.c.namespace, gate_decisions.c.job, gate_decisions.c.reasons
+            ).where(gate_decisions.c.decided_at >= since)
+        ):
+            counted.update((namespace, job, r["rule"], r["severity"]) for r in given)
+        for labels, count in sorted(counted.items()):
+            reasons.add_metric(list(labels), count)
+        return reasons
 
     def _per_job(self, c: Any, job_names: dict[int, tuple[str, str]]) -> Iterator[Metric]:
         labels = ["namespace", "pipeline"]

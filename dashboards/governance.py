@@ -1,4 +1,5 @@
-"""Governance: readiness to enforce, gate decisions, schema changes, lineage coverage.
+"""Governance: readiness to enforce, gate decisions and their reasons, schema changes, lineage
+coverage.
 
 Gate series carry the job's namespace; schema changes carry the dataset's namespace, so the
 `namespace` variable filters the job panels only.
@@ -12,11 +13,13 @@ from dashboards.panels import (
     HALF,
     RUNS,
     Query,
+    bars_panel,
     dashboard,
     label_variable,
     row,
     series_panel,
     stat_panel,
+    table_panel,
 )
 
 UID = "pipewarden-governance"
@@ -80,6 +83,30 @@ def build() -> Dashboard:
                 width=HALF,
                 info="A job is ready to enforce when its would_block decisions are the ones "
                 "you want to stop.",
+            )
+        )
+        .with_panel(
+            bars_panel(
+                13,
+                "Policy reasons by rule (7d)",
+                "short",
+                Query(
+                    "sum by (rule, severity) (max by (namespace, pipeline, rule, severity) "
+                    f"(pipewarden_gate_reasons{{{NS}}}))",
+                    "{{rule}} ({{severity}})",
+                ),
+                info="Why the gates warned or blocked: reasons given in the last 7 days.",
+            )
+        )
+        .with_panel(
+            table_panel(
+                14,
+                "Policy reasons by job (7d)",
+                "short",
+                Query(
+                    "max by (namespace, pipeline, rule, severity) "
+                    f"(pipewarden_gate_reasons{{{NS}}})"
+                ),
             )
         )
         .with_row(row(6, "Schema changes"))

@@ -255,6 +255,15 @@ def test_gate_decisions_by_decision_and_mode(start: Start) -> None:
     assert decided("new_job", "allow", "monitor") == 1
     assert value(series, "pipewarden_kpi_blocked_runs", window="7d", decision="block") == 1
     assert value(series, "pipewarden_kpi_blocked_runs", window="7d", decision="would_block") == 2
+    reasons = {
+        (labels["pipeline"], labels["rule"], labels["severity"]): count
+        for (name, frozen), count in series.items()
+        if name == "pipewarden_gate_reasons"
+        for labels in [dict(frozen)]
+    }
+    assert reasons[("export_users", "failed_quality", "block")] == 2
+    assert reasons[("strict_export", "failed_quality", "block")] == 1
+    assert ("new_job", "failed_quality", "block") not in reasons
 
 
 def test_schema_changes_count_versions_after_the_first(start: Start) -> None:
