@@ -10,10 +10,10 @@ An OpenLineage job is the label `pipeline`: Prometheus keeps `job` for the scrap
 
 from __future__ import annotations
 
+import collections
 import importlib
 import logging
 import threading
-import collections
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
