@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 import uuid
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.api.app import create_app
 from collector.settings import Settings
 from tests.events import dataset, facet, run_event
+from tests.prometheus import tool
 
 PG = "postgres://db.example:5432"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -294,13 +294,6 @@ def test_each_app_has_its_own_registry(start: Start) -> None:
     assert not [key for key in scrape(first) if key[0].endswith("_created")]
 
 
-def promtool() -> str:
-    """promtool from the Debian `prometheus` package; missing is a failure, never a skip."""
-    found = shutil.which("promtool")
-    assert found, "promtool not found: install the Debian package `prometheus` (.ci/run does)"
-    return found
-
-
 def test_promtool_finds_nothing_to_lint(start: Start) -> None:
     client = start('[[job]]\nname = "*"\nsla = "1h"\n')
     post_batch(client, daily_history(15, job="linted"))
@@ -310,7 +303,7 @@ def test_promtool_finds_nothing_to_lint(start: Start) -> None:
     exposition = client.get("/metrics").text
     assert "pipewarden_kpi_sla_adherence_ratio{" in exposition
     checked = subprocess.run(
-        [promtool(), "check", "metrics"],
+        [tool("promtool"), "check", "metrics"],
         input=exposition.encode(),
         capture_output=True,
         timeout=30,

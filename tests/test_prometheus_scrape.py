@@ -2,96 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import subprocess
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.events import dataset, run_event
-from tests.shim_helpers import Collector, free_port, running_collector
-
-DEADLINE = 40.0
-
-
-def prometheus_binary() -> str:
-    """From the Debian package `prometheus`; missing is a failure (CI installs it), not a skip."""
-    found = shutil.which("prometheus")
-    assert found, "prometheus not found: install the Debian package `prometheus` (.ci/run does)"
-    return found
-
-
-@contextlib.contextmanager
-def running_prometheus(directory: Path, target: str) -> Iterator[str]:
-    port = free_port()
-    config = directory / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: pipewarden\n"
-        f"    static_configs:\n      - targets: ['{target}']\n"
-    )
-    log = directory / "prometheus.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [
-                prometheus_binary(),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"prometheus exited {process.returncode}:\n{log.read_text()}")
-            with (
-                contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(url + "/-/ready", timeout=2) as response,
-            ):
-                if response.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"prometheus never became ready:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def query(prometheus: str, expression: str) -> list[dict[str, Any]]:
-    address = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
-    with urllib.request.urlopen(address, timeout=5) as response:
-        answer = json.loads(response.read())
-    assert answer["status"] == "success", answer
-    result: list[dict[str, Any]] = answer["data"]["result"]
-    return result
-
-
-def poll(prometheus: str, expression: str, deadline: float) -> list[dict[str, Any]]:
-    while True:
-        result = query(prometheus, expression)
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
+from tests.prometheus import DEADLINE, poll, query, running_prometheus
+from tests.shim_helpers import Collector, running_collector
 
 
 def post(collector: Collector, events: list[dict[str, Any]]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from collector.api.app import create_app
 from collector.settings import Settings
 from dashboards import build
 from tests.dashboards.lint import counter_problems, expressions, problems
+from tests.prometheus import tool
 
 GENERATED = Path(__file__).parents[2] / "dashboards" / "generated"
 # Links and bookmarks point at these: changing one breaks them, so it is a decision.
@@ -34,13 +34,6 @@ REGENERATE = "run `pipewarden dashboards build --out dashboards/generated` and c
 
 def committed_dashboards() -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(GENERATED.glob("grafana/*.json"))]
-
-
-def promtool() -> str:
-    """From the Debian package `prometheus`; missing is a failure (CI installs it), not a skip."""
-    found = shutil.which("promtool")
-    assert found, "promtool not found: install the Debian package `prometheus` (.ci/run does)"
-    return found
 
 
 def test_committed_files_are_what_the_code_builds(tmp_path: Path) -> None:
@@ -137,7 +130,7 @@ def test_every_panel_expression_passes_promtool(tmp_path: Path) -> None:
     rule_file = tmp_path / "panels.rules.yaml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
     checked = subprocess.run(
-        [promtool(), "check", "rules", str(rule_file)], capture_output=True, text=True
+        [tool("promtool"), "check", "rules", str(rule_file)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(rules)} rules found" in checked.stdout
@@ -146,7 +139,7 @@ def test_every_panel_expression_passes_promtool(tmp_path: Path) -> None:
 def test_the_rules_file_passes_promtool() -> None:
     rule_file = GENERATED / "prometheus" / "pipewarden.rules.yaml"
     checked = subprocess.run(
-        [promtool(), "check", "rules", str(rule_file)], capture_output=True, text=True
+        [tool("promtool"), "check", "rules", str(rule_file)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
