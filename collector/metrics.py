@@ -349,7 +349,8 @@ class Metrics:
         self.registry.register(StoreCollector(state))
         self.events = Counter(
             "pipewarden_events_ingested",
-            "Events received by this process, by outcome (stored, duplicate, invalid, failed).",
+            "Events received by this process, by outcome (stored, duplicate, invalid, forbidden, "
+            "failed).",
             ["outcome"],
             registry=self.registry,
         )
@@ -366,7 +367,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        for outcome in ("stored", "duplicate", "invalid", "failed"):
+        for outcome in ("stored", "duplicate", "invalid", "forbidden", "failed"):
             self.events.labels(outcome)
 
     def exposition(self) -> bytes:

@@ -50,6 +50,13 @@ class Client:
             return Delivery.UNREACHABLE
         if 200 <= answer.status < 300:
             return Delivery.ACKNOWLEDGED
+        if answer.status in (401, 403):
+            # The token is wrong, not the event: keep it for when the token is fixed.
+            self.unreachable_reason = (
+                f"{self.url}: HTTP {answer.status}, the collector refused the token "
+                f"(PIPEWARDEN_API_KEY): {_error_message(answer)}"
+            )
+            return Delivery.UNREACHABLE
         if answer.status in (408, 429) or answer.status >= 500:
             return Delivery.UNREACHABLE
         return Delivery.REJECTED
@@ -101,6 +108,14 @@ class Client:
             if self._connection.sock is not None:
                 self._connection.sock.settimeout(timeout)
         return self._connection
+
+
+def _error_message(answer: Answer) -> str:
+    """The `message` of the collector's JSON error, else the start of the body."""
+    try:
+        return str(answer.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return answer.body[:200].decode(errors="replace")
 
 
 def _describe(error: BaseException) -> str:
