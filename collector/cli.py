@@ -13,6 +13,7 @@ import click
 
 from collector.lineage.cli import lineage
 from collector.settings import Settings, SettingsError
+from collector.token_cli import token
 from dashboards.cli import dashboards
 
 
@@ -43,11 +44,15 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     """Run the collector: OpenLineage in at /api/v1/lineage, Marquez-compatible reads out.
 
     The store's schema is migrated at start. Stop with Ctrl-C (SIGINT) or SIGTERM: events
-    already acknowledged are committed; requests in flight are finished.
+    already acknowledged are committed; requests in flight are finished. With
+    PIPEWARDEN_AUTH_FILE set, every /api/v1 request needs a token (see `pipewarden token`);
+    without it the API is open, so keep the default loopback --host. SIGHUP reloads the
+    policy and the token file.
     """
     import uvicorn
 
     from collector.api.app import create_app
+    from collector.auth import AuthFileError, access_notice
     from gates.policy import PolicyError
 
     settings = _settings(host=host, port=port, database_url=database_url)
@@ -65,6 +70,9 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         app = create_app(settings)
     except PolicyError as error:
         raise click.ClickException(f"policy refused: {error}") from None
+    except AuthFileError as error:
+        raise click.ClickException(f"token file refused: {error}") from None
+    click.echo(access_notice(settings.host, app.state.auth), err=True)
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _exit_after_graceful_stop)
     uvicorn.run(
@@ -223,6 +231,7 @@ def replay() -> None:
 
 main.add_command(lineage)
 main.add_command(dashboards)
+main.add_command(token)
 
 
 def _client_settings() -> Settings:

@@ -51,9 +51,9 @@ FINISHED = ("COMPLETED", "FAILED", "ABORTED")
 # Ingestion answers in milliseconds; a big batch can take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-OUTCOMES = ("stored", "duplicate", "invalid", "failed")
+OUTCOMES = ("stored", "duplicate", "invalid", "forbidden", "failed")
 # The answers ingestion gives to bad or unstorable requests, exported at 0 from the start.
-ERROR_STATUSES = (400, 413, 415, 422, 500, 503)
+ERROR_STATUSES = (400, 401, 403, 413, 415, 422, 500, 503)
 
 StoreState = Callable[[], tuple[Engine, Policy] | None]
 
@@ -380,7 +380,8 @@ class Metrics:
         self.registry.register(StoreCollector(state))
         self.events = Counter(
             "pipewarden_events_ingested",
-            "Events received by this process, by outcome (stored, duplicate, invalid, failed).",
+            "Events received by this process, by outcome (stored, duplicate, invalid, forbidden, "
+            "failed).",
             ["outcome"],
             registry=self.registry,
         )

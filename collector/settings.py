@@ -49,6 +49,15 @@ class Settings:
         "Policy file (modes, schedules, owners, PII and public tags, freshness); used when it "
         "exists, refused at start with its line when invalid, reloaded on SIGHUP.",
     )
+    auth_file: str = _setting(
+        "",
+        "Token file (`pipewarden token create` writes it); when set, every `/api/v1` request "
+        "needs `Authorization: Bearer` with one of its tokens. Refused at start when invalid, "
+        "reloaded on SIGHUP; empty leaves the API open.",
+    )
+    metrics_token: str = _setting(
+        "", "When set, `GET /metrics` needs `Authorization: Bearer` with this value."
+    )
     evaluator_interval: float = _setting(
         30.0,
         "Seconds between the evaluator's checks for overruns and missed runs (finished runs "

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from collector.api.app import create_app
+from collector.auth import create_token
 from collector.settings import Settings
 from tests.events import dataset, facet, run_event
 
@@ -123,3 +124,27 @@ def _one(parameters: Any) -> Any:
     if isinstance(parameters, list):
         return parameters[0]
     return parameters
+
+
+def test_a_scoped_tokens_namespace_list_uses_the_index(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    secret, _ = create_token(tokens, "reader", "read", ["shop", "billing"])
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM namespaces" in statement:
+            statements.append((statement, parameters))
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", auth_file=str(tokens))
+    app = create_app(settings)
+    with TestClient(app) as client:
+        event.listen(app.state.services.engine, "before_cursor_execute", record)
+        answer = client.get("/api/v1/namespaces", headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 200
+        ((statement, parameters),) = statements
+        assert " IN " in statement
+        with app.state.services.engine.connect() as connection:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", _one(parameters))
+            details = [row.detail for row in plan]
+    assert any(detail.startswith("SEARCH namespaces") for detail in details), details
+    assert not [detail for detail in details if FULL_SCAN.search(detail)], details

@@ -26,6 +26,7 @@ from collector.api import (
     maturity,
     metrics,
 )
+from collector.api.access import AuthMiddleware
 from collector.api.deps import Services
 from collector.api.errors import (
     ApiError,
@@ -34,6 +35,7 @@ from collector.api.errors import (
     request_validation_handler,
 )
 from collector.api.responses import JSONResponse
+from collector.auth import AuthHolder
 from collector.detection import Detection
 from collector.evaluator import Evaluator
 from collector.policy import PolicyHolder
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The collector for these settings; the store is migrated and the writer started at startup."""
 
     policy = PolicyHolder(settings)  # an invalid policy stops the start here
+    auth = AuthHolder(settings)  # so does an invalid token file
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.services = Services(
             settings=settings, engine=engine, writer=writer, policy=policy, evaluator=evaluator
         )
-        _reload_policy_on_sighup(policy)
+        _reload_on_sighup(policy, auth)
         log.info("store ready: %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
@@ -96,14 +99,22 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(EncodedPathMiddleware)
+    # Inside the ingest metrics, so refused requests are timed and counted as errors too.
+    app.add_middleware(AuthMiddleware, holder=auth, metrics_token=settings.metrics_token)
     app.add_middleware(metrics.IngestMetricsMiddleware)
+    app.state.auth = auth
     return app
 
 
-def _reload_policy_on_sighup(policy: PolicyHolder) -> None:
-    """`kill -HUP` re-reads the policy file (only possible in the main thread's loop)."""
+def _reload_on_sighup(policy: PolicyHolder, auth: AuthHolder) -> None:
+    """`kill -HUP` re-reads the policy and token files (only in the main thread's loop)."""
+
+    def reload() -> None:
+        policy.reload()
+        auth.reload()
+
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, policy.reload)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 class EncodedPathMiddleware:

@@ -25,8 +25,13 @@ from collector.store.tables import (
 )
 
 
-def list_namespaces(connection: Connection, limit: int, offset: int) -> Sequence[Row[Any]]:
+def list_namespaces(
+    connection: Connection, limit: int, offset: int, only: Collection[str] | None = None
+) -> Sequence[Row[Any]]:
+    """Namespaces by name; `only` these names when given."""
     query = select(namespaces).order_by(namespaces.c.name).limit(limit).offset(offset)
+    if only is not None:
+        query = query.where(namespaces.c.name.in_(only))
     return connection.execute(query).all()
 
 
