@@ -219,7 +219,7 @@ class Detection:
                 ),
                 run.namespace,
                 run.job_name,
-                (check.namespace, check.name),
+                (check.dataset_namespace, check.dataset_name),
             )
             for check in reads.run_assertions(connection, run.uuid)
             if not check.success
