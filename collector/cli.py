@@ -244,7 +244,14 @@ def replay() -> None:
     is_flag=True,
     help="Stop the embedded collector after the story instead of serving until Ctrl-C.",
 )
-def demo(url: str | None, directory: Path | None, port: int, no_serve: bool) -> None:
+@click.option(
+    "--print-policy",
+    is_flag=True,
+    help="Print the demo policy's path and exit (for PIPEWARDEN_POLICY).",
+)
+def demo(
+    url: str | None, directory: Path | None, port: int, no_serve: bool, print_policy: bool
+) -> None:
     """Show everything pipewarden does, in one command: the first thing to run.
 
     \b
@@ -258,11 +265,20 @@ def demo(url: str | None, directory: Path | None, port: int, no_serve: bool) -> 
     which keeps serving until Ctrl-C.
 
     With --url the same story goes to a running collector (namespace demo, or demo-2 … when
-    taken); start it with PIPEWARDEN_POLICY set to the demo policy for the enforced gates.
+    taken); for the enforced gates and the SLA, start that collector with the demo policy.
     Exit 0 when the story went as told, 1 when something did not.
+
+    \b
+        PIPEWARDEN_POLICY=$(pipewarden demo --print-policy) pipewarden serve
+        pipewarden demo --url http://127.0.0.1:5000
     """
+    from collector.demo import policy_path
     from collector.demo.client import CollectorError
     from collector.demo.runner import Options, run
+
+    if print_policy:
+        click.echo(policy_path())
+        return
 
     options = Options(
         url=url,

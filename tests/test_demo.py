@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,9 @@ def test_the_embedded_demo_tells_the_whole_story_and_serves_until_ctrl_c(tmp_pat
         missing = [name for name in readme_metric_families() if not _has(samples, name)]
         assert missing == [], f"README metric families without a sample after the demo: {missing}"
         assert "!!" not in told, told
+        for link in _links(told):  # last: asking a gate records one more decision
+            with urllib.request.urlopen(link, timeout=30) as response:
+                assert response.status == 200, link
     finally:
         process.send_signal(signal.SIGINT)
         rest, errors = finish(process, timeout=60)
@@ -99,7 +104,23 @@ def test_the_demo_refuses_a_folder_that_holds_something(tmp_path: Path) -> None:
     assert (tmp_path / "pipewarden.db").read_text() == "an earlier demo"
 
 
+def test_the_demo_says_when_its_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main, ["demo", "--port", str(port), "--dir", str(tmp_path / "d"), "--no-serve"]
+        )
+    assert result.exit_code == 1
+    assert f"port {port} is taken" in result.output
+    assert "--port 0" in result.output
+
+
 def test_the_demo_policy_is_the_one_its_history_was_written_for() -> None:
+    printed = CliRunner().invoke(main, ["demo", "--print-policy"])
+    assert printed.exit_code == 0
+    assert printed.output.strip() == str(policy_path())
     policy = parse_policy(policy_path().read_text(), str(policy_path()))
     for namespace in ("demo", "demo-2"):
         crm = policy.for_job(namespace, "crm_sync")
@@ -245,9 +266,15 @@ def _serving_url(told: str) -> str:
     return match[1]
 
 
-def _metrics(url: str) -> Iterator[Any]:
-    import urllib.request
+def _links(told: str) -> list[str]:
+    """The API links under "Where to look next"."""
+    section = told.split("Where to look next", 1)[1].split("\n==", 1)[0]
+    links = re.findall(r"^ +[a-zA-Z ]+ (http://\S+)$", section, re.MULTILINE)
+    assert len(links) >= 6, section
+    return links
 
+
+def _metrics(url: str) -> Iterator[Any]:
     with urllib.request.urlopen(url + "/metrics", timeout=30) as response:
         text = response.read().decode()
     for family in text_string_to_metric_families(text):

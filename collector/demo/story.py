@@ -1,4 +1,4 @@
-"""The demo's story, act by act: history, this morning's runs, incidents, an outage.
+"""The demo's story, act by act: history, today's runs, incidents, an outage.
 
 Each step says what it does and shows what pipewarden answered. Steps that depend on the
 collector's policy (the enforced gates, the SLA) are told as they turned out: against a
@@ -90,7 +90,7 @@ class Story:
     def tell(self) -> list[dict[str, Any]]:
         """The whole story; the demo namespace's findings at the end."""
         self.history()
-        self.morning()
+        self.today()
         self.incidents()
         self.outage()
         self.broken_producer()
@@ -115,6 +115,7 @@ class Story:
             stored = self.api.post_batch(events)
             kind = job_runs[0].job.integration.lower().replace("pipewarden", "shim")
             self.say.detail(f"{job:<22} {len(job_runs):>4} runs {stored:>5} events  ({kind})")
+        self.say.detail("share_top_customers        (new today: no history)")
         self.say.step("Waiting for the evaluator to judge the history …")
         found = self.findings_of(HISTORY_FINDINGS)
         for finding in found:
@@ -122,8 +123,8 @@ class Story:
 
     # --- act 2 ------------------------------------------------------------------------
 
-    def morning(self) -> None:
-        self.say.act("2. This morning's runs")
+    def today(self) -> None:
+        self.say.act("2. Today's runs")
         self.today_rows = round(orders_expected(datetime.now(UTC)) * self.rng.gauss(1.0, 0.02))
         self.say.step("load_orders (cron script) pulls the orders; the shop's API fails once")
         marker = self.cast.directory / ".shop-api-recovered"
