@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from collector.demo import jobs_dir
 from collector.demo.cast import Cast
@@ -108,7 +107,3 @@ class Shim:
         if self.api_key:
             env["PIPEWARDEN_API_KEY"] = self.api_key
         return env
-
-
-def relative(path: Path, directory: Path) -> str:
-    return str(path.relative_to(directory.absolute()))
