@@ -229,6 +229,79 @@ def replay() -> None:
     sys.exit(replay_spool(_client_settings()))
 
 
+@main.command()
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Tell the story to a running collector instead (events over HTTP only).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the store, the scripts' files and the spool. [default: a new temp dir]",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="Port of the embedded collector; 0 picks a free one.",
+)
+@click.option(
+    "--no-serve",
+    is_flag=True,
+    help="Stop the embedded collector after the story instead of serving until Ctrl-C.",
+)
+@click.option(
+    "--print-policy",
+    is_flag=True,
+    help="Print the demo policy's path and exit (for PIPEWARDEN_POLICY).",
+)
+def demo(
+    url: str | None, directory: Path | None, port: int, no_serve: bool, print_policy: bool
+) -> None:
+    """Show everything pipewarden does, in one command: the first thing to run.
+
+    \b
+    Starts a collector with the demo policy on a fresh SQLite store, loads three weeks of
+    history of a small warehouse (seven jobs), then runs today's jobs: legacy scripts
+    through `pipewarden run`, a dbt model and an Airflow task reporting OpenLineage. It
+    shows a runtime spike, a volume drop, a missed run, an overrun, a failure streak, a
+    dropped column that blocks its consumer, PII stopped before a public table, a failed
+    pandera check, and events spooled while the collector was down. Then it prints what was
+    found, with links to the API, and how to point Prometheus and Grafana at the collector,
+    which keeps serving until Ctrl-C.
+
+    With --url the same story goes to a running collector (namespace demo, or demo-2 … when
+    taken); for the enforced gates and the SLA, start that collector with the demo policy.
+    Exit 0 when the story went as told, 1 when something did not.
+
+    \b
+        PIPEWARDEN_POLICY=$(pipewarden demo --print-policy) pipewarden serve
+        pipewarden demo --url http://127.0.0.1:5000
+    """
+    from collector.demo import policy_path
+    from collector.demo.client import CollectorError
+    from collector.demo.runner import Options, run
+
+    if print_policy:
+        click.echo(policy_path())
+        return
+
+    options = Options(
+        url=url,
+        directory=directory,
+        port=port,
+        serve=not no_serve,
+        api_key=_client_settings().api_key,
+    )
+    try:
+        sys.exit(run(options, click.echo))
+    except CollectorError as error:
+        raise click.ClickException(str(error)) from None
+
+
 main.add_command(lineage)
 main.add_command(dashboards)
 main.add_command(token)

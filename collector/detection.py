@@ -252,7 +252,7 @@ def _quality(run: Row[Any], checks: Sequence[Row[Any]]) -> list[Located]:
             ),
             run.namespace,
             run.job_name,
-            (check.namespace, check.name),
+            (check.dataset_namespace, check.dataset_name),
         )
         for check in checks
         if not check.success
@@ -295,7 +295,7 @@ def _cleared(
         dataset = (io.namespace, io.name)
         kinds = ["schema_drift"] + (["volume"] if io.row_count is not None else [])
         cleared += [Cleared(k, end, dataset) for k in kinds if (k, dataset) not in raised]
-    checked = {(check.namespace, check.name) for check in checks}
+    checked = {(check.dataset_namespace, check.dataset_name) for check in checks}
     cleared += [Cleared("quality", end, d) for d in checked if ("quality", d) not in raised]
     return cleared
 

@@ -385,8 +385,16 @@ def schema_versions_of_run(
 
 
 def run_assertions(connection: Connection, run_uuid: UUID) -> Sequence[Row[Any]]:
+    """The run's quality results, each with its dataset's `dataset_namespace`, `dataset_name`.
+
+    (Labelled: an assertion has a `name` of its own.)
+    """
     query: Select[Any] = (
-        select(quality_assertions, datasets.c.namespace, datasets.c.name)
+        select(
+            quality_assertions,
+            datasets.c.namespace.label("dataset_namespace"),
+            datasets.c.name.label("dataset_name"),
+        )
         .join(datasets, datasets.c.id == quality_assertions.c.dataset_id)
         .where(quality_assertions.c.run_uuid == run_uuid)
     )
