@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Row, update
 
 from collector.lineage import parsed
 from collector.store import reads, writes
+from collector.store.errors import is_unavailable
 from collector.store.tables import findings, run_io, runs
 from detectors import failures, freshness, overrun, runtime, schema, volume
 from detectors.model import ANOMALY, Expectation, Finding, Point, Sensitivity
@@ -56,7 +57,9 @@ class Detection:
         for run in pending:
             try:
                 self.judge_run(run)
-            except Exception:  # one run's trouble must not stop the others being judged
+            except Exception as error:  # one run's trouble must not stop the others
+                if is_unavailable(error):
+                    raise  # the store's trouble, not the run's: judge it when it is back
                 log.exception("detection failed for run %s", run.uuid)
                 self._write(_claimer(run.uuid))
         return len(pending)

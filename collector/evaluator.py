@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, text
 
 from collector.detection import Detection
+from collector.store.errors import is_unavailable, reason
 
 log = logging.getLogger(__name__)
 _TICK_LOCK = 7_316_240_202  # any fixed number: the advisory lock of the time-driven checks
@@ -52,8 +53,11 @@ class Evaluator:
                 if now.timestamp() - last_tick >= self._interval:
                     last_tick = now.timestamp()
                     self.tick(now)
-            except Exception:
-                log.exception("evaluator pass failed; retrying at the next tick")
+            except Exception as error:
+                if is_unavailable(error):
+                    log.warning("evaluator: %s; retrying at the next tick", reason(error))
+                else:
+                    log.exception("evaluator pass failed; retrying at the next tick")
             self._wake.wait(self._interval)
             self._wake.clear()
 

@@ -9,6 +9,8 @@ order: COMPLETE before START, or a late START, ends in the same state as in orde
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -69,6 +71,37 @@ def prepare(document: Any, raw: bytes | None = None) -> Incoming:
         payload=payload.strip(),
         content_hash=hashlib.sha256(canonical).hexdigest(),
     )
+
+
+def claim_rows(connection: Connection, items: Sequence[Incoming]) -> None:
+    """Claim, before storing `items` in this transaction, the shared rows they will lock.
+
+    Collectors sharing a PostgreSQL database then take those rows in one global order, so
+    their transactions queue behind each other instead of deadlocking.
+    """
+    writes.claim_keys(connection, {key for item in items for key in _contended(item.event)})
+
+
+def _contended(event: Event) -> Iterator[str]:
+    """Names of the rows storing `event` locks that other events lock too."""
+    if isinstance(event, DatasetEvent):
+        yield _dataset_key(event.dataset.namespace, event.dataset.name)
+        return
+    yield f"job|{event.job.namespace}|{event.job.name}"
+    for dataset in [*event.inputs, *event.outputs]:
+        yield _dataset_key(dataset.namespace, dataset.name)
+    if isinstance(event, RunEvent):
+        yield f"run|{event.run.runId}"
+        for output in event.outputs:
+            lineage = output.facets.columnLineage
+            if lineage is not None:  # the datasets its input fields name are locked too
+                specs = [spec.inputFields for spec in lineage.fields.values()]
+                for source in itertools.chain(lineage.dataset, *specs):
+                    yield _dataset_key(source.namespace, source.name)
+
+
+def _dataset_key(namespace: str, name: str) -> str:
+    return f"dataset|{namespace}|{name}"
 
 
 def store(connection: Connection, incoming: Incoming, received_at: datetime) -> Outcome:

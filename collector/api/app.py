@@ -12,6 +12,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -33,6 +35,7 @@ from collector.api.errors import (
     api_error_handler,
     http_error_handler,
     request_validation_handler,
+    store_error_handler,
 )
 from collector.api.responses import JSONResponse
 from collector.auth import AuthHolder
@@ -41,6 +44,7 @@ from collector.evaluator import Evaluator
 from collector.policy import PolicyHolder
 from collector.settings import Settings
 from collector.store.engine import make_engine
+from collector.store.errors import StoreUnavailable
 from collector.store.migrate import upgrade
 from collector.writer import Writer
 
@@ -86,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
+    for store_error in (StoreUnavailable, DBAPIError, PoolTimeout):
+        app.add_exception_handler(store_error, store_error_handler)
     for router in (
         lineage_ingest.router,
         marquez.router,
