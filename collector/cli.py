@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,6 +17,13 @@ from collector.lineage.cli import lineage
 from collector.settings import Settings, SettingsError
 from collector.token_cli import token
 from dashboards.cli import dashboards
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from collector.retention import Retention, Write
+
+T = TypeVar("T")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -339,6 +348,82 @@ def db_upgrade(database_url: str | None) -> None:
         )
     finally:
         engine.dispose()
+
+
+@db.command("prune")
+@click.option("--database-url", help="Store URL. [default: PIPEWARDEN_DATABASE_URL]")
+@click.option(
+    "--retention-days",
+    type=click.IntRange(0),
+    help="Days of history to keep; 0 keeps everything. [default: 90, PIPEWARDEN_RETENTION_DAYS]",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+def db_prune(database_url: str | None, retention_days: int | None, dry_run: bool) -> None:
+    """Remove history older than the retention now, as running collectors do every hour.
+
+    Runs and raw events older than the retention (by event time) go, with what hangs off
+    them; each job's latest run and each dataset's current schema stay. Safe while
+    collectors run: it works in small batches, one short transaction each.
+    """
+    from collector.retention import Retention
+    from collector.store.engine import make_engine
+    from collector.store.migrate import current_revision, head_revision
+
+    settings = _settings(database_url=database_url, retention_days=retention_days)
+    store = _redacted(settings.database_url)
+    if settings.retention_days == 0:
+        click.echo(f"store {store}: retention is off (0 days); nothing removed")
+        return
+    engine = make_engine(settings.database_url, writer=True)
+    try:
+        revision = current_revision(engine)
+        if revision != head_revision():
+            raise click.ClickException(
+                f"store {store} is at revision {revision or 'none'}, not "
+                f"{head_revision()}: run `pipewarden db upgrade` first"
+            )
+        retention = Retention(engine, _own_transaction(engine), settings.retention_days)
+        click.echo(f"store {store}: {_prune(engine, retention, dry_run)}")
+    finally:
+        engine.dispose()
+
+
+def _prune(engine: Engine, retention: Retention, dry_run: bool) -> str:
+    """Count, then (unless a dry run) remove with a progress bar; what was done and how long."""
+    import time
+    from datetime import UTC, datetime
+
+    from collector.retention import claimed
+
+    now = datetime.now(UTC)
+    cutoff = retention.cutoff(now).isoformat(timespec="seconds").replace("+00:00", "Z")
+    expected = retention.count(now)
+    if dry_run:
+        return f"history before {cutoff}: would remove {expected.summary()}"
+    started = time.monotonic()
+    shown = sys.stderr.isatty() and expected.picked > 0  # no bar in cron mail or logs
+    with (
+        claimed(engine, wait=True),
+        click.progressbar(length=expected.picked, label="removing", file=sys.stderr)
+        if shown
+        else contextlib.nullcontext() as bar,
+    ):
+        removed = retention.prune(now, progress=(lambda _w, n: bar.update(n)) if bar else None)
+    seconds = time.monotonic() - started
+    return (
+        f"history before {cutoff}: removed {removed.summary()} "
+        f"in {removed.batches} batches, {seconds:.1f} s"
+    )
+
+
+def _own_transaction(engine: Engine) -> Write[Any]:
+    """How work outside a collector writes: each call in its own transaction."""
+
+    def write(action: Callable[[Connection], T]) -> T:
+        with engine.begin() as connection:
+            return action(connection)
+
+    return write
 
 
 def _redacted(url: str) -> str:

@@ -63,6 +63,8 @@ class Collector:
             **{
                 "PIPEWARDEN_DATABASE_URL": self.database_url,
                 "PIPEWARDEN_LOG_LEVEL": "warning",
+                # The history is from 2024: retention would remove what these tests count.
+                "PIPEWARDEN_RETENTION_DAYS": "0",
                 **self.env,
             }
         )

@@ -7,7 +7,9 @@ otherwise; each statement the API sends while ingesting and reading is checked.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import monotonic, sleep
 from typing import Any
@@ -15,11 +17,14 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from collector.api.app import create_app
 from collector.auth import create_token
+from collector.retention import Retention
 from collector.settings import Settings
+from collector.store.prune import removed_totals_of
+from collector.store.tables import runs
 from tests.events import dataset, facet, run_event
 
 FULL_SCAN = re.compile(r"\bSCAN (\w+)$")
@@ -73,6 +78,47 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
     ):
         assert client.get(path).status_code == 200, path
 
+    assert len(statements) > 40
+    assert _full_scans(client, statements) == []
+
+
+def test_retention_uses_indexes(traced: tuple[TestClient, list[tuple[str, Any]]]) -> None:
+    """Counting and removing old history, a batch at a time, walks indexes only."""
+    client, statements = traced
+    now = datetime.now(UTC)
+    for days in (200, 150, 120, 1):
+        start = now - timedelta(days=days)
+        for kind, at in (("START", start), ("COMPLETE", start + timedelta(minutes=5))):
+            event_json = run_event(
+                kind,
+                run_id=str(uuid.UUID(int=days)),
+                event_time=at.isoformat(),
+                inputs=[dataset("orders", "pg", fields=[("id", "int"), ("n", "int")][: days % 3])],
+                outputs=[dataset("daily", "pg", row_count=3)],
+            )
+            assert client.post("/api/v1/lineage", json=event_json).status_code == 201
+    assert client.get("/api/v1/gates/shop/orders_daily").status_code == 200
+    services = client.app.state.services  # type: ignore[attr-defined]
+    unjudged = select(func.count()).where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+    deadline = monotonic() + 20
+    while True:
+        with services.engine.connect() as connection:
+            if connection.execute(unjudged).scalar_one() == 0:
+                break
+        assert monotonic() < deadline, "the evaluator did not judge the runs in time"
+        sleep(0.05)
+    statements.clear()
+    retention = Retention(services.engine, services.writer.write_sync, 90, batch_size=1)
+    assert retention.count(now).runs == 3
+    assert retention.prune(now).runs == 3
+    with services.engine.connect() as connection:  # what the metrics add back
+        assert [row.removed for row in removed_totals_of(connection, "run")] == [3]
+    assert len(statements) > 15
+    assert _full_scans(client, statements) == []
+
+
+def _full_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """(plan line, statement) for each statement SQLite would answer with a full table scan."""
     app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
     scans = []
     with app_engine.connect() as connection:
@@ -81,8 +127,7 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
             for row in plan:
                 if FULL_SCAN.search(row.detail):
                     scans.append((row.detail, statement))
-    assert len(statements) > 40
-    assert scans == []
+    return scans
 
 
 def _post_sql_runs(client: TestClient) -> None:

@@ -42,6 +42,7 @@ from collector.auth import AuthHolder
 from collector.detection import Detection
 from collector.evaluator import Evaluator
 from collector.policy import PolicyHolder
+from collector.retention import Retention
 from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.errors import StoreUnavailable
@@ -65,7 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
         writer = Writer(writer_engine)
         writer.start()
         detection = Detection(engine, writer.write_sync, lambda: policy.current)
-        evaluator = Evaluator(engine, detection, settings.evaluator_interval)
+        retention = Retention(engine, writer.write_sync, settings.retention_days)
+        evaluator = Evaluator(engine, detection, settings.evaluator_interval, retention)
         evaluator.start()
         app.state.services = Services(
             settings=settings, engine=engine, writer=writer, policy=policy, evaluator=evaluator
