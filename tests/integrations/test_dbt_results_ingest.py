@@ -121,3 +121,47 @@ def test_skipped_checks_leave_the_last_real_result_in_force_for_consumers(
     assert [(r["rule"], r["column"]) for r in answer["reasons"] if r["rule"] != "governance"] == [
         ("failed_quality", "email")
     ]
+
+
+def structured_test_run(check: dict[str, Any], parent: str, at: str) -> dict[str, Any]:
+    """One dbt test as dbt-ol's structured-log mode reports it: a run of its own, a child
+    of the dbt invocation's run, its one check on the tested model as a dataset facet."""
+    assertions = facet("DataQualityAssertionsDatasetFacet", assertions=[check])
+    tested = {
+        "namespace": NS,
+        "name": "shop.customers",
+        "facets": {"dataQualityAssertions": assertions},
+    }
+    parent_facet = facet(
+        "ParentRunFacet", run={"runId": parent}, job={"namespace": "dbt", "name": "dbt-run-shop"}
+    )
+    kind = "COMPLETE" if check["success"] else "FAIL"
+    event = run_event(
+        kind,
+        event_time=at,
+        namespace="dbt",
+        job=f"test.shop.{check['assertion']}_{check['column']}",
+        inputs=[tested],
+        run_facets={"parent": parent_facet},
+    )
+    event["producer"] = DBT
+    return event
+
+
+def gate_reasons(client: TestClient) -> list[tuple[str, str]]:
+    consumer = {"inputs": [{"namespace": NS, "name": "shop.customers"}]}
+    answer = client.post("/api/v1/gates/shop/export_customers", json=consumer).json()
+    return [(r["rule"], r["column"]) for r in answer["reasons"] if r["rule"] != "governance"]
+
+
+def test_checks_in_sibling_runs_of_one_invocation_are_judged_together(
+    client: TestClient,
+) -> None:
+    build = str(uuid.uuid4())
+    send(client, [structured_test_run(FAILED, build, "2024-05-01T02:00:01Z")])
+    send(client, [structured_test_run(PASSED, build, "2024-05-01T02:00:02Z")])
+    # the failure came first, yet the model's latest check is the whole invocation's
+    assert gate_reasons(client) == [("failed_quality", "email")]
+    next_build = str(uuid.uuid4())
+    send(client, [structured_test_run({**FAILED, "success": True}, next_build, T1)])
+    assert gate_reasons(client) == []
