@@ -4,11 +4,13 @@ dbt-core, dbt-duckdb and openlineage-dbt run from a venv of their own (tests/int
 venvs.py), exactly as a user runs them: configured by `OPENLINEAGE_URL`, talking to the
 collector over HTTP. The project builds into a DuckDB file in a temporary directory; its
 `not_null` test on `customers.email` fails on purpose, so dbt skips `country_revenue`.
-Everything is read back through the collector's HTTP API.
+Everything is read back through the collector's HTTP API. Both of dbt-ol's modes are run:
+the default (events sent once dbt is done) and `--consume-structured-logs` (a run per node).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -60,11 +62,10 @@ def model_job(schema: str, model: str, kind: str = "run") -> str:
     return f"{schema}.dbt_shop.{model}.build.{kind}"
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
-    """One `dbt-ol build` of a fresh copy of the example against a fresh collector."""
+@contextlib.contextmanager
+def dbt_ol_build(work: Path, *options: str) -> Iterator[Build]:
+    """`dbt-ol build OPTIONS` of a fresh copy of the example against a fresh collector."""
     venv = tool_venv("dbt", EXAMPLE / "requirements.txt")
-    work = tmp_path_factory.mktemp("dbt")
     project = work / "dbt_shop"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
     database = work / "shop.duckdb"
@@ -78,7 +79,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         )
         done = subprocess.run(
-            [str(venv / "bin" / "dbt-ol"), "build"],
+            [str(venv / "bin" / "dbt-ol"), "build", *options],
             cwd=project,
             env=env,
             capture_output=True,
@@ -87,6 +88,20 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
             check=False,
         )
         yield Build(collector, done.returncode, done.stdout + done.stderr, f"duckdb://{database}")
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
+    """`dbt-ol build` as the README says: events sent once dbt is done."""
+    with dbt_ol_build(tmp_path_factory.mktemp("dbt")) as done:
+        yield done
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
+    """`dbt-ol build --consume-structured-logs`: events sent as dbt goes, a run per node."""
+    with dbt_ol_build(tmp_path_factory.mktemp("dbt-logs"), "--consume-structured-logs") as done:
+        yield done
 
 
 def wait_for(read: Callable[[], Any], check: Callable[[Any], bool]) -> Any:
@@ -218,3 +233,32 @@ def test_a_consumer_of_the_mart_is_warned_by_its_gate(build: Build, tmp_path: Pa
     assert result.returncode == 0, result.err
     assert "quality check not_null failed on column email" in result.err
     assert "monitor" in result.err
+
+
+# --- the structured-log mode: one run per node, skipped nodes as ABORT ---------------------
+
+
+def test_structured_logs_report_a_skipped_model_as_an_aborted_run(streamed: Build) -> None:
+    assert streamed.returncode == 1, streamed.output
+    parent = streamed.job(PARENT_JOB)["latestRun"]
+    skipped = streamed.job("model.dbt_shop.country_revenue")["latestRun"]
+    assert skipped["state"] == "ABORTED"
+    assert skipped["facets"]["parent"]["run"]["runId"] == parent["id"]
+    assert streamed.job("model.dbt_shop.customers")["latestRun"]["state"] == "COMPLETED"
+
+
+def test_structured_logs_checks_of_one_build_are_judged_together(streamed: Build) -> None:
+    # each dbt test is its own run; the failing one is not the model's newest
+    answer = httpx.post(
+        streamed.collector.url + f"/api/v1/gates/{NAMESPACE}/model.dbt_shop.country_revenue",
+        json={"inputs": [{"namespace": streamed.datasets, "name": f"{MARTS}.customers"}]},
+    ).json()
+    quality = [(r["rule"], r["column"]) for r in answer["reasons"] if r["rule"] == "failed_quality"]
+    assert quality == [("failed_quality", "email")]
+    findings = wait_for(
+        lambda: streamed.get(f"/api/v1/findings?kind=quality&namespace={NAMESPACE}")["findings"],
+        lambda found: len(found) > 0,
+    )
+    assert [(f["subject"], f["job"].split(".")[2]) for f in findings] == [
+        ("email", "not_null_customers_email")
+    ]
