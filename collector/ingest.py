@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import Connection
 
 from collector.openlineage import (
+    Assertion,
     ColumnLineageDatasetFacet,
     ColumnLineageField,
     Dataset,
@@ -225,13 +226,13 @@ def _derive_run_event(connection: Connection, event: RunEvent, document: dict[st
         dataset_id = _derive_dataset(
             connection, dataset, raw, at, run_uuid, dataset_ids, _io_facets(raw, "input")
         )
-        _derive_io(connection, job_id, run_uuid, dataset_id, "input", dataset, raw, at)
+        _derive_io(connection, job_id, event, dataset_id, "input", dataset, raw)
     written = event.eventType is EventType.COMPLETE
     for output, raw in zip(event.outputs, document.get("outputs") or [], strict=True):
         dataset_id = _derive_dataset(
             connection, output, raw, at, run_uuid, dataset_ids, _io_facets(raw, "output"), written
         )
-        _derive_io(connection, job_id, run_uuid, dataset_id, "output", output, raw, at)
+        _derive_io(connection, job_id, event, dataset_id, "output", output, raw)
         lineage = output.facets.columnLineage
         if lineage is not None:
             edges = _column_edges(connection, lineage, run_uuid, at, dataset_ids)
@@ -242,7 +243,7 @@ def _derive_run(
     connection: Connection, event: RunEvent, raw_facets: dict[str, Any], job_id: int
 ) -> None:
     at = event.eventTime
-    state, rank = _STATE_OF.get(event.eventType, _NO_STATE)
+    state, rank = _STATE_OF.get(_state_event_type(event), _NO_STATE)
     new_run = {
         "job_id": job_id,
         "state": state,
@@ -285,21 +286,16 @@ def _derive_run(
 def _derive_io(
     connection: Connection,
     job_id: int,
-    run_uuid: UUID,
+    event: RunEvent,
     dataset_id: int,
     direction: str,
     dataset: InputDataset | OutputDataset,
     raw: dict[str, Any],
-    at: datetime,
 ) -> None:
     """A run's use of a dataset: its io facets, the counts in them, quality assertions."""
+    run_uuid, at = event.run.runId, event.eventTime
     io_facets = _io_facets(raw, direction)
-    if isinstance(dataset, InputDataset):
-        statistics_key = "inputStatistics"
-        assertions = dataset.inputFacets.dataQualityAssertions
-    else:
-        statistics_key = "outputStatistics"
-        assertions = None
+    statistics_key = "inputStatistics" if direction == "input" else "outputStatistics"
     row = writes.lock_run_io(connection, run_uuid, dataset_id, direction)
     facets, times = merge_facets(row.facets, row.facet_times, io_facets, at)
     writes.update_row(
@@ -327,11 +323,57 @@ def _derive_io(
             "description": assertion.description,
             "event_time": at,
         }
-        for facet in (assertions, dataset.facets.dataQualityAssertions)
-        if facet is not None
-        for assertion in facet.assertions
+        for assertion in _assertions(dataset)
+        if _evaluated(assertion, event)
     ]
     writes.upsert_assertions(connection, rows)
+
+
+# --- data-quality results -------------------------------------------------------------
+
+_DBT_PRODUCER = "/integration/dbt"
+
+
+def _assertions(dataset: InputDataset | OutputDataset) -> list[Assertion]:
+    """The checks reported on a dataset, once each: as an input facet, a dataset facet or both
+    (dbt-ol sends the same facet in both places)."""
+    facets = [dataset.facets.dataQualityAssertions]
+    if isinstance(dataset, InputDataset):
+        facets.insert(0, dataset.inputFacets.dataQualityAssertions)
+    unique: dict[tuple[str, str], Assertion] = {}
+    for facet in facets:
+        for assertion in facet.assertions if facet is not None else []:
+            unique.setdefault((assertion.assertion, assertion.column or ""), assertion)
+    return list(unique.values())
+
+
+def _evaluated(assertion: Assertion, event: RunEvent) -> bool:
+    """Whether a reported check ran, so that its `success` says something about the data.
+
+    A check reported by an ABORT event did not run: dbt-ol's structured-log mode reports a
+    test dbt skipped that way. Its default mode reports a skipped test (after an upstream
+    failure) as failed, with no failure count in `actual`, which every test that ran has.
+    """
+    if event.eventType is EventType.ABORT:
+        return False
+    if assertion.success or _DBT_PRODUCER not in event.producer:
+        return True
+    return (assertion.model_extra or {}).get("actual") is not None
+
+
+def _state_event_type(event: RunEvent) -> EventType | None:
+    """The event type that decides the run's state.
+
+    dbt-ol's default mode reports the tests of a model dbt skipped as a failed test run; none
+    of its checks ran, so the run is kept ABORTED (skipped), as dbt-ol's structured-log mode
+    reports a skipped node, and not as a failure.
+    """
+    if event.eventType is not EventType.FAIL:
+        return event.eventType
+    checks = [assertion for dataset in event.inputs for assertion in _assertions(dataset)]
+    if checks and not any(_evaluated(assertion, event) for assertion in checks):
+        return EventType.ABORT
+    return event.eventType
 
 
 def _io_facets(raw: dict[str, Any], direction: str) -> dict[str, Any]:

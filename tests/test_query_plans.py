@@ -193,3 +193,43 @@ def test_a_scoped_tokens_namespace_list_uses_the_index(tmp_path: Path) -> None:
             details = [row.detail for row in plan]
     assert any(detail.startswith("SEARCH namespaces") for detail in details), details
     assert not [detail for detail in details if FULL_SCAN.search(detail)], details
+
+
+def test_a_gate_reading_checks_of_sibling_runs_uses_indexes(
+    traced: tuple[TestClient, list[tuple[str, Any]]], tmp_path: Path
+) -> None:
+    """The latest checks of an input, spread over child runs of one parent (dbt tests)."""
+    client, statements = traced
+    parent = facet(
+        "ParentRunFacet",
+        run={"runId": "6c3a3a0e-1d0f-4a57-9a3c-1b1f2b9a4c20"},
+        job={"namespace": "dbt", "name": "dbt-run"},
+    )
+    for n, success in enumerate((False, True)):
+        checks = facet(
+            "DataQualityAssertionsDatasetFacet",
+            assertions=[{"assertion": f"check_{n}", "success": success}],
+        )
+        tested = dataset("orders", "pg", dataQualityAssertions=checks)
+        event_json = run_event(
+            "COMPLETE", job=f"test_{n}", inputs=[tested], run_facets={"parent": parent}
+        )
+        assert client.post("/api/v1/lineage", json=event_json).status_code == 201
+    statements.clear()
+    consumer = {"inputs": [{"namespace": "pg", "name": "orders"}]}
+    answer = client.post("/api/v1/gates/shop/consumer", json=consumer).json()
+    assert [r["rule"] for r in answer["reasons"]].count("failed_quality") == 1
+    app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
+    with app_engine.connect() as connection:
+        plans = [
+            (row.detail, statement)
+            for statement, parameters in statements
+            for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", _one(parameters)
+            )
+        ]
+    assert [(detail, s) for detail, s in plans if FULL_SCAN.search(detail)] == []
+    # the siblings' checks are found through their runs, not through the dataset's history
+    sibling_reads = [detail for detail, s in plans if "quality_assertions.run_uuid IN" in s]
+    assert "SEARCH runs USING INDEX ix_runs_parent_run_uuid (parent_run_uuid=?)" in sibling_reads
+    assert any("USING INDEX uq_quality_assertions_check" in d for d in sibling_reads)
