@@ -1,0 +1,160 @@
+"""Batch ingestion of a large history, then gates and lineage reads over it, in one run.
+
+Starts `benchmarks/reference_app.py` and a real `pipewarden serve` (SQLite in a temporary
+folder, or `--database-url`), then:
+
+1. sends the same history — by default 100,000 runs of 1,000 jobs, 200,000 events with SQL,
+   inputs, outputs and row counts — to both through `/api/v1/lineage/batch` (batches of
+   `--batch` events over `--connections` connections) and prints both rates, the ratio and
+   pipewarden's peak memory (target: ≥ 20,000 events/s, RSS < 300 MB);
+2. waits until the collector has derived and judged everything it acknowledged;
+3. asks the gate (`GET /api/v1/gates/{ns}/{job}`, random jobs, 8 concurrent callers) and
+   compares with the reference's bare `GET /healthz` at the same concurrency (target: p99
+   ≤ 25 ms);
+4. reads the lineage graph (`GET /api/v1/lineage`, depth 10) and the column lineage around
+   jobs, one after another (target: ≤ 100 ms each).
+
+    python benchmarks/at_scale.py [--jobs 1000] [--runs 100] [--batch 1000] [--connections 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import harness
+
+BATCH_TARGET = 20_000
+GATE_P99_TARGET_MS = 25.0
+LINEAGE_TARGET_MS = 100.0
+RSS_TARGET_MB = 300.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=100, help="runs per job")
+    parser.add_argument("--batch", type=int, default=1000, help="events per batch request")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--gate-calls", type=int, default=2000)
+    parser.add_argument("--database-url", help="a PostgreSQL URL to measure instead of SQLite")
+    options = parser.parse_args()
+
+    events = list(harness.history(options.jobs, options.runs))
+    batches = [events[i : i + options.batch] for i in range(0, len(events), options.batch)]
+    requests = harness.post_requests("/api/v1/lineage/batch", batches)
+    print(f"history: {len(events)} events, {options.jobs} jobs x {options.runs} runs")
+
+    port = harness.free_port()
+    command = [sys.executable, str(Path(__file__).with_name("reference_app.py")), str(port)]
+    with harness.server(command, port):
+        reference = harness.load(port, requests, options.connections)
+        bare = harness.load(port, _gets("/healthz", options.gate_calls), 8)
+    reference_rate = len(events) / reference.seconds
+
+    ok = True
+    with tempfile.TemporaryDirectory() as folder:
+        port = harness.free_port()
+        env = harness.collector_env(Path(folder), options.database_url)
+        env["PIPEWARDEN_RETENTION_DAYS"] = "0"  # the history reaches back further than 90 days
+        with harness.server(harness.collector_command(port), port, env) as pid:
+            peak = _PeakMemory(pid)
+            with peak:
+                loaded = harness.load(port, requests, options.connections)
+            rate = len(events) / loaded.seconds
+            print(
+                f"batch ingestion: pipewarden {rate:,.0f} events/s, reference"
+                f" {reference_rate:,.0f} events/s, ratio {rate / reference_rate:.2f};"
+                f" statuses {loaded.statuses}; peak RSS {peak.megabytes:.0f} MB"
+                f" (targets: >= {BATCH_TARGET:,} events/s, < {RSS_TARGET_MB:.0f} MB)"
+            )
+            ok &= rate >= BATCH_TARGET and peak.megabytes < RSS_TARGET_MB
+            ok &= set(loaded.statuses) == {200}
+
+            started = time.perf_counter()
+            _wait_until_judged(port, options.jobs * options.runs)
+            print(f"derived and judged everything {time.perf_counter() - started:.1f} s later")
+
+            names = [f"job_{n:04d}" for n in range(options.jobs)]
+            rng = random.Random(7)
+            gate_paths = [
+                f"/api/v1/gates/bench/{rng.choice(names)}" for _ in range(options.gate_calls)
+            ]
+            gates = harness.load(port, _gets_each(gate_paths), 8)
+            p99 = gates.percentile(0.99) * 1000
+            print(f"gates, 8 callers:    {gates.summary()}")
+            print(f"reference /healthz:  {bare.summary()}")
+            print(f"gate p99 {p99:.1f} ms (target <= {GATE_P99_TARGET_MS} ms)")
+            ok &= p99 <= GATE_P99_TARGET_MS and set(gates.statuses) == {200}
+
+            for label, path in (
+                ("lineage depth 10", "/api/v1/lineage?nodeId=job:bench:{job}&depth=10"),
+                ("column lineage", "/api/v1/column-lineage?nodeId=job:bench:{job}&depth=10"),
+            ):
+                paths = [path.format(job=rng.choice(names)) for _ in range(50)]
+                reads = harness.load(port, _gets_each(paths), 1)
+                worst = reads.percentile(0.99) * 1000
+                print(f"{label:<20} {reads.summary()}  (target <= {LINEAGE_TARGET_MS} ms)")
+                ok &= worst <= LINEAGE_TARGET_MS and set(reads.statuses) == {200}
+    print("all targets met" if ok else "some targets missed")
+    return 0 if ok else 1
+
+
+def _gets(path: str, count: int) -> list[bytes]:
+    return [harness.request_bytes("GET", path)] * count
+
+
+def _gets_each(paths: list[str]) -> list[bytes]:
+    return [harness.request_bytes("GET", path) for path in paths]
+
+
+def _wait_until_judged(port: int, runs: int, timeout: float = 3600) -> None:
+    """Until the collector's store holds every run, each judged by the detectors."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
+            text = answer.read().decode()
+        finished = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("pipewarden_runs_total{")
+        )
+        backlog = [line for line in text.splitlines() if line.startswith("pipewarden_backlog")]
+        pending = sum(float(line.rsplit(" ", 1)[1]) for line in backlog)
+        if finished >= runs and pending == 0:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"not everything was judged within {timeout} s")
+
+
+class _PeakMemory:
+    """The highest RSS of a process while the block runs, sampled every 0.1 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.megabytes = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.megabytes = max(self.megabytes, harness.rss_megabytes(self.pid))
+            self._stop.wait(0.1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
