@@ -33,6 +33,7 @@ from collector.api.errors import (
     http_error_handler,
     request_validation_handler,
 )
+from collector.api.guard import RequestGuard
 from collector.api.responses import JSONResponse
 from collector.detection import Detection
 from collector.evaluator import Evaluator
@@ -73,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             writer_engine.dispose()
             engine.dispose()
 
-    app = FastAPI(
+    app = _Collector(
         title="pipewarden",
         summary="Governance and observability sidecar for existing data pipelines",
         version="0.1.0",
@@ -95,9 +96,21 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.router,
     ):
         app.include_router(router)
+    app.add_middleware(RequestGuard, settings=settings, streamed=metrics.INGEST_PATHS)
     app.add_middleware(EncodedPathMiddleware)
     app.add_middleware(metrics.IngestMetricsMiddleware)
     return app
+
+
+class _Collector(FastAPI):
+    """FastAPI whose OpenAPI document also describes the events the ingest routes read."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        document = super().openapi()
+        document["components"]["schemas"].update(lineage_ingest.event_schemas())
+        return document
 
 
 def _reload_policy_on_sighup(policy: PolicyHolder) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import Row
 
@@ -13,7 +12,7 @@ from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
 from collector.detection import record_feedback
-from collector.openlineage import parse_datetime
+from collector.openlineage import MAX_COUNT, QueryDateTime
 from collector.store import reads
 
 router = APIRouter(prefix="/api/v1", tags=["findings"])
@@ -36,9 +35,9 @@ def list_findings(
     dataset: str | None = None,
     kind: Kind | None = None,
     status: Status | None = None,
-    since: datetime | None = None,
+    since: QueryDateTime | None = None,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_COUNT)] = 0,
 ) -> JSONResponse:
     """Findings, newest event time first."""
     filters = {
@@ -47,7 +46,7 @@ def list_findings(
         "dataset": dataset,
         "kind": kind,
         "status": status,
-        "since": parse_datetime(since) if since else None,
+        "since": since,
     }
     with app.engine.connect() as connection:
         rows, total = reads.list_findings(connection, filters, limit, offset)
@@ -56,7 +55,9 @@ def list_findings(
 
 @router.post("/findings/{finding_id}/feedback")
 async def feedback(
-    finding_id: int, body: Feedback, app: Annotated[Services, Depends(services)]
+    finding_id: Annotated[int, Path(ge=1, le=MAX_COUNT)],
+    body: Feedback,
+    app: Annotated[Services, Depends(services)],
 ) -> JSONResponse:
     """An operator's verdict; a false positive's value goes back into the job's baseline."""
     with app.engine.connect() as connection:

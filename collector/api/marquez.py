@@ -7,7 +7,6 @@ the encoded path and decode each name, so dots, slashes and `://` all work.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -20,13 +19,13 @@ from collector.api.errors import ApiError
 from collector.api.nodes import split_lookup
 from collector.api.responses import JSONResponse
 from collector.lineage import graph
-from collector.openlineage import parse_datetime
+from collector.openlineage import MAX_COUNT, QueryDateTime
 from collector.store import reads
 
 router = APIRouter(prefix="/api/v1", tags=["marquez"])
 
 Limit = Annotated[int, Query(ge=0, le=10_000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_COUNT)]
 _VERSION_NAMESPACE = uuid.UUID("8e7bdd7c-3b2a-4a0e-9d7e-6e1f3f5b8a41")
 
 
@@ -144,8 +143,8 @@ def get_lineage(
 @router.get("/events/lineage")
 def list_events(
     app: Annotated[Services, Depends(services)],
-    before: datetime | None = None,
-    after: datetime | None = None,
+    before: QueryDateTime | None = None,
+    after: QueryDateTime | None = None,
     sort_direction: Annotated[Literal["asc", "desc"], Query(alias="sortDirection")] = "desc",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -154,8 +153,8 @@ def list_events(
     with app.engine.connect() as connection:
         payloads, total = reads.list_events(
             connection,
-            before=parse_datetime(before) if before else None,
-            after=parse_datetime(after) if after else None,
+            before=before,
+            after=after,
             descending=sort_direction == "desc",
             limit=limit,
             offset=offset,
