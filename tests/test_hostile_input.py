@@ -538,6 +538,10 @@ QUERIES: dict[str, tuple[str, int]] = {
         400,
     ),
     "column lineage nodeId with one colon": ("/api/v1/column-lineage?nodeId=datasetField:a:b", 400),
+    "column lineage nodeId of 2,000 colons": (
+        f"/api/v1/column-lineage?nodeId=datasetField:{':' * 2000}",
+        404,
+    ),
     "kpi window of 30 digits": (f"/api/v1/kpis?window={HUGE}d", 400),
     "kpi window of 400 digits": (f"/api/v1/kpis?window={'9' * 400}w", 400),
     "kpi window of eleven years": ("/api/v1/kpis?window=573w", 400),
