@@ -25,6 +25,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    model_validator,
 )
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S*$")
@@ -102,6 +103,21 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
 
+MAX_FACETS = 1000
+
+
+class _Facets(_Open):
+    """The facets of a run, job or dataset: at most MAX_FACETS of them, checked before each is
+    (a million bad facets would cost seconds of CPU to report)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_many(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) > MAX_FACETS:
+            raise ValueError(f"at most {MAX_FACETS} facets, not {len(data)}")
+        return data
+
+
 class Facet(_Open):
     """Every facet names its producer and its schema."""
 
@@ -111,6 +127,8 @@ class Facet(_Open):
 
 
 # Numbers and booleans the collector reads are taken as JSON typed them: "10" is not a count.
+# A list's validation stops at its first bad item (`fail_fast`): a million bad items would
+# otherwise cost seconds of CPU to report.
 
 # --- dataset facets -------------------------------------------------------------------
 
@@ -120,11 +138,11 @@ class SchemaField(_Open):
     type: str | None = None
     description: str | None = None
     ordinal_position: StrictInt | None = None
-    fields: list[SchemaField] = Field(default_factory=list)
+    fields: list[SchemaField] = Field(default_factory=list, fail_fast=True)
 
 
 class SchemaDatasetFacet(Facet):
-    fields: list[SchemaField] = Field(default_factory=list)
+    fields: list[SchemaField] = Field(default_factory=list, fail_fast=True)
 
 
 class Transformation(_Open):
@@ -138,18 +156,18 @@ class InputField(_Open):
     namespace: Name
     name: Name
     field: Name
-    transformations: list[Transformation] = Field(default_factory=list)
+    transformations: list[Transformation] = Field(default_factory=list, fail_fast=True)
 
 
 class ColumnLineageField(_Open):
-    inputFields: list[InputField]
+    inputFields: list[InputField] = Field(fail_fast=True)
     transformationDescription: str | None = None
     transformationType: str | None = None
 
 
 class ColumnLineageDatasetFacet(Facet):
     fields: dict[Name, ColumnLineageField]
-    dataset: list[InputField] = Field(default_factory=list)
+    dataset: list[InputField] = Field(default_factory=list, fail_fast=True)
 
 
 class Assertion(_Open):
@@ -162,7 +180,7 @@ class Assertion(_Open):
 
 
 class DataQualityAssertionsDatasetFacet(Facet):
-    assertions: list[Assertion]
+    assertions: list[Assertion] = Field(fail_fast=True)
 
 
 class DatasourceDatasetFacet(Facet):
@@ -174,7 +192,7 @@ class DocumentationFacet(Facet):
     description: str
 
 
-class DatasetFacets(_Open):
+class DatasetFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     schema_: SchemaDatasetFacet | None = Field(default=None, alias="schema")
@@ -190,14 +208,14 @@ class StatisticsFacet(Facet):
     fileCount: StrictInt | None = Field(default=None, ge=0, le=MAX_COUNT)
 
 
-class InputDatasetFacets(_Open):
+class InputDatasetFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     inputStatistics: StatisticsFacet | None = None
     dataQualityAssertions: DataQualityAssertionsDatasetFacet | None = None
 
 
-class OutputDatasetFacets(_Open):
+class OutputDatasetFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     outputStatistics: StatisticsFacet | None = None
@@ -235,7 +253,7 @@ class SourceCodeLocationJobFacet(Facet):
     url: str
 
 
-class JobFacets(_Open):
+class JobFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     sql: SQLJobFacet | None = None
@@ -278,7 +296,7 @@ class ErrorMessageRunFacet(Facet):
     stackTrace: str | None = None
 
 
-class RunFacets(_Open):
+class RunFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     parent: ParentRunFacet | None = None
@@ -313,8 +331,8 @@ class RunEvent(BaseEvent):
     eventType: EventType | None = None
     run: Run
     job: Job
-    inputs: list[InputDataset] = Field(default_factory=list)
-    outputs: list[OutputDataset] = Field(default_factory=list)
+    inputs: list[InputDataset] = Field(default_factory=list, fail_fast=True)
+    outputs: list[OutputDataset] = Field(default_factory=list, fail_fast=True)
 
 
 def _schema_url_of(event_type: str) -> Any:
@@ -330,8 +348,8 @@ class DatasetEvent(BaseEvent):
 class JobEvent(BaseEvent):
     schemaURL: Annotated[Uri, _schema_url_of("JobEvent")]
     job: Job
-    inputs: list[InputDataset] = Field(default_factory=list)
-    outputs: list[OutputDataset] = Field(default_factory=list)
+    inputs: list[InputDataset] = Field(default_factory=list, fail_fast=True)
+    outputs: list[OutputDataset] = Field(default_factory=list, fail_fast=True)
 
 
 Event = RunEvent | DatasetEvent | JobEvent
@@ -423,12 +441,23 @@ def _nul_places(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _nul_places(item, f"{path}[{index}]")
 
 
+# Problems named in one answer: a small event can break the spec a million times over, and
+# the answer must not be a hundred times larger than what was sent.
+MAX_PROBLEMS = 100
+
+
 def _problems(error: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for item in error.errors(include_url=False, include_input=False):
-        location = _location(item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(FieldProblem(field=location or "$", problem=message))
+    items = error.errors(include_url=False, include_input=False)
+    problems = [
+        FieldProblem(
+            field=_location(item["loc"]) or "$",
+            problem=item["msg"].removeprefix("Value error, "),
+        )
+        for item in items[:MAX_PROBLEMS]
+    ]
+    if len(items) > MAX_PROBLEMS:
+        unnamed = len(items) - MAX_PROBLEMS
+        problems.append(FieldProblem(field="$", problem=f"and {unnamed} more problems"))
     return problems
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 
 from collector.api.app import create_app
 from collector.api.body import nesting_depth
-from collector.openlineage import MAX_NAME_BYTES
+from collector.openlineage import MAX_FACETS, MAX_NAME_BYTES, MAX_PROBLEMS
 from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.tables import events
@@ -364,6 +364,43 @@ def test_hostile_body_is_refused_and_touches_nothing(collector: Collector, case:
     if case.at is not None:
         assert case.at in [problem["field"] for problem in body["errors"]], body["errors"]
     assert stored_payloads(collector.engine) == before
+    collector.assert_healthy()
+
+
+BAD_FACET = {"_producer": PRODUCER}  # no _schemaURL
+AMPLIFIERS: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
+    "a million invalid inputs": (
+        _set("inputs", [{}] * 1_000_000),
+        "inputs[0].namespace",
+        "Field required",
+    ),
+    "half a million invalid facets": (
+        _set("run.facets", {f"{index:x}": {} for index in range(500_000)}),
+        "run.facets",
+        f"at most {MAX_FACETS} facets, not 500000",
+    ),
+    "a thousand invalid facets": (
+        _set("run.facets", {f"f{index}": BAD_FACET for index in range(MAX_FACETS)}),
+        "$",
+        f"and {MAX_FACETS - MAX_PROBLEMS} more problems",
+    ),
+}
+
+
+@pytest.mark.parametrize(("change", "at", "problem"), AMPLIFIERS.values(), ids=AMPLIFIERS.keys())
+def test_a_small_answer_to_an_event_with_a_million_problems(
+    collector: Collector, change: Callable[[dict[str, Any]], None], at: str, problem: str
+) -> None:
+    """Validation stops early or the answer names the first problems: never an answer
+    larger than the question, nor seconds of CPU to write it."""
+    body = changed(change)
+    assert len(body) <= BODY_LIMIT
+    response = collector.post(LINEAGE, body)
+    errors = assert_refused(response, 422)["errors"]
+    assert len(errors) <= MAX_PROBLEMS + 1
+    assert len(response.content) < 50_000
+    assert {"field": at, "problem": problem} in errors, errors[-3:]
+    assert count_events(collector.engine) == 1  # the seed alone
     collector.assert_healthy()
 
 
