@@ -9,6 +9,7 @@ write goes through the writer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -330,11 +331,23 @@ def _claimer(run_uuid: Any) -> Callable[[Connection], bool]:
     return lambda connection: writes.claim_detection(connection, run_uuid, _now())
 
 
+# The key's unique index takes entries up to about 2.7 kB on PostgreSQL: a longer key (long
+# names side by side) is kept as its hash, still one per finding.
+_MAX_KEY_BYTES = 512
+
+
+def _finding_key(parts: Sequence[str]) -> str:
+    key = "|".join(parts)
+    if len(key.encode("utf-8", "surrogatepass")) <= _MAX_KEY_BYTES:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _store(connection: Connection, located: Located) -> None:
     finding = located.finding
     dataset_namespace, dataset = located.dataset or (None, None)
     anchor = finding.run_id or finding.at.isoformat()
-    key = "|".join(
+    key = _finding_key(
         [
             finding.kind,
             located.namespace,

@@ -88,11 +88,21 @@ class Kpis:
         }
 
 
+MAX_WINDOW = timedelta(weeks=520)  # ten years: the window's start stays a representable time
+
+
 def window_of(text: str) -> timedelta:
-    """`7d`, `24h`, `1w` …, as the policy's durations; ValueError when not one or not positive."""
-    duration = parse_duration(text)
+    """`7d`, `24h`, `1w` …, as the policy's durations; ValueError when not one, not positive
+    or longer than ten years."""
+    too_long = f"{text!r}: the window must be at most 520w (ten years)"
+    try:
+        duration = parse_duration(text)
+    except OverflowError:
+        raise ValueError(too_long) from None
     if duration <= timedelta(0):
         raise ValueError(f"{text!r}: the window must be longer than zero")
+    if duration > MAX_WINDOW:
+        raise ValueError(too_long)
     return duration
 
 

@@ -8,12 +8,16 @@ the raw event is stored as it came and read back as it came.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import islice
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +25,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    model_validator,
 )
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S*$")
@@ -50,18 +55,67 @@ def parse_datetime(value: object) -> datetime:
         raise ValueError("must be an ISO-8601 date-time string")
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-01:00 is past the last representable UTC time
+        raise ValueError("must be a date-time between the years 1 and 9999 in UTC") from None
 
 
-Uri = Annotated[str, BeforeValidator(_require_uri)]
+# Names are stored in indexed columns, and PostgreSQL refuses index entries much over 2.7 kB:
+# two names of this size side by side (namespace and name) must still fit in one entry.
+MAX_NAME_BYTES = 1024
+
+
+def within_name_limit(value: str) -> str:
+    """The name, when the store's indexes can hold it; ValueError saying its size otherwise."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"must be at most {MAX_NAME_BYTES} bytes in UTF-8, not {size}")
+    return value
+
+
+def _upper_within(characters: int) -> AfterValidator:
+    """A code stored upper-cased in a column of `characters` (upper-casing can lengthen it)."""
+
+    def check(value: str) -> str:
+        if len(value.upper()) > characters:
+            raise ValueError(f"must be at most {characters} characters")
+        return value
+
+    return AfterValidator(check)
+
+
+Uri = Annotated[
+    str, BeforeValidator(_require_uri), Field(json_schema_extra={"pattern": _URI.pattern})
+]
 DateTime = Annotated[datetime, BeforeValidator(parse_datetime)]
+# A query parameter's time: parsed as FastAPI parses times (bare dates too), then made UTC.
+QueryDateTime = Annotated[datetime, AfterValidator(parse_datetime)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+Bounded = Annotated[str, AfterValidator(within_name_limit)]  # a name that may be empty
+Name = Annotated[str, Field(min_length=1), AfterValidator(within_name_limit)]
+MAX_COUNT = 2**63 - 1  # counts are stored as 64-bit signed integers
 
 
 class _Open(BaseModel):
     """A spec object: extra fields are allowed and kept."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+
+MAX_FACETS = 1000
+
+
+class _Facets(_Open):
+    """The facets of a run, job or dataset: at most MAX_FACETS of them, checked before each is
+    (a million bad facets would cost seconds of CPU to report)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_many(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) > MAX_FACETS:
+            raise ValueError(f"at most {MAX_FACETS} facets, not {len(data)}")
+        return data
 
 
 class Facet(_Open):
@@ -73,58 +127,60 @@ class Facet(_Open):
 
 
 # Numbers and booleans the collector reads are taken as JSON typed them: "10" is not a count.
+# A list's validation stops at its first bad item (`fail_fast`): a million bad items would
+# otherwise cost seconds of CPU to report.
 
 # --- dataset facets -------------------------------------------------------------------
 
 
 class SchemaField(_Open):
-    name: NonEmpty
+    name: Name
     type: str | None = None
     description: str | None = None
     ordinal_position: StrictInt | None = None
-    fields: list[SchemaField] = Field(default_factory=list)
+    fields: list[SchemaField] = Field(default_factory=list, fail_fast=True)
 
 
 class SchemaDatasetFacet(Facet):
-    fields: list[SchemaField] = Field(default_factory=list)
+    fields: list[SchemaField] = Field(default_factory=list, fail_fast=True)
 
 
 class Transformation(_Open):
-    type: NonEmpty
-    subtype: str | None = None
+    type: Annotated[NonEmpty, _upper_within(16)]
+    subtype: Annotated[str, _upper_within(32)] | None = None
     description: str | None = None
     masking: StrictBool | None = None
 
 
 class InputField(_Open):
-    namespace: NonEmpty
-    name: NonEmpty
-    field: NonEmpty
-    transformations: list[Transformation] = Field(default_factory=list)
+    namespace: Name
+    name: Name
+    field: Name
+    transformations: list[Transformation] = Field(default_factory=list, fail_fast=True)
 
 
 class ColumnLineageField(_Open):
-    inputFields: list[InputField]
+    inputFields: list[InputField] = Field(fail_fast=True)
     transformationDescription: str | None = None
     transformationType: str | None = None
 
 
 class ColumnLineageDatasetFacet(Facet):
-    fields: dict[str, ColumnLineageField]
-    dataset: list[InputField] = Field(default_factory=list)
+    fields: dict[Name, ColumnLineageField]
+    dataset: list[InputField] = Field(default_factory=list, fail_fast=True)
 
 
 class Assertion(_Open):
-    assertion: NonEmpty
+    assertion: Name
     success: StrictBool
-    column: str | None = None
-    severity: str | None = None
+    column: Bounded | None = None
+    severity: Annotated[str, Field(max_length=16)] | None = None
     name: str | None = None
     description: str | None = None
 
 
 class DataQualityAssertionsDatasetFacet(Facet):
-    assertions: list[Assertion]
+    assertions: list[Assertion] = Field(fail_fast=True)
 
 
 class DatasourceDatasetFacet(Facet):
@@ -136,7 +192,7 @@ class DocumentationFacet(Facet):
     description: str
 
 
-class DatasetFacets(_Open):
+class DatasetFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     schema_: SchemaDatasetFacet | None = Field(default=None, alias="schema")
@@ -147,27 +203,27 @@ class DatasetFacets(_Open):
 
 
 class StatisticsFacet(Facet):
-    rowCount: StrictInt | None = Field(default=None, ge=0)
-    size: StrictInt | None = Field(default=None, ge=0)
-    fileCount: StrictInt | None = Field(default=None, ge=0)
+    rowCount: StrictInt | None = Field(default=None, ge=0, le=MAX_COUNT)
+    size: StrictInt | None = Field(default=None, ge=0, le=MAX_COUNT)
+    fileCount: StrictInt | None = Field(default=None, ge=0, le=MAX_COUNT)
 
 
-class InputDatasetFacets(_Open):
+class InputDatasetFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     inputStatistics: StatisticsFacet | None = None
     dataQualityAssertions: DataQualityAssertionsDatasetFacet | None = None
 
 
-class OutputDatasetFacets(_Open):
+class OutputDatasetFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     outputStatistics: StatisticsFacet | None = None
 
 
 class Dataset(_Open):
-    namespace: NonEmpty
-    name: NonEmpty
+    namespace: Name
+    name: Name
     facets: DatasetFacets = Field(default_factory=DatasetFacets)
 
 
@@ -188,22 +244,27 @@ class SQLJobFacet(Facet):
 
 
 class JobTypeJobFacet(Facet):
-    processingType: NonEmpty
+    processingType: Annotated[NonEmpty, _upper_within(16)]
     integration: NonEmpty
     jobType: str | None = None
 
 
-class JobFacets(_Open):
+class SourceCodeLocationJobFacet(Facet):
+    url: str
+
+
+class JobFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     sql: SQLJobFacet | None = None
     jobType: JobTypeJobFacet | None = None
     documentation: DocumentationFacet | None = None
+    sourceCodeLocation: SourceCodeLocationJobFacet | None = None
 
 
 class Job(_Open):
-    namespace: NonEmpty
-    name: NonEmpty
+    namespace: Name
+    name: Name
     facets: JobFacets = Field(default_factory=JobFacets)
 
 
@@ -215,8 +276,8 @@ class ParentRun(_Open):
 
 
 class ParentJob(_Open):
-    namespace: NonEmpty
-    name: NonEmpty
+    namespace: Name
+    name: Name
 
 
 class ParentRunFacet(Facet):
@@ -235,7 +296,7 @@ class ErrorMessageRunFacet(Facet):
     stackTrace: str | None = None
 
 
-class RunFacets(_Open):
+class RunFacets(_Facets):
     __pydantic_extra__: dict[str, Facet] = Field(init=False)
 
     parent: ParentRunFacet | None = None
@@ -270,18 +331,25 @@ class RunEvent(BaseEvent):
     eventType: EventType | None = None
     run: Run
     job: Job
-    inputs: list[InputDataset] = Field(default_factory=list)
-    outputs: list[OutputDataset] = Field(default_factory=list)
+    inputs: list[InputDataset] = Field(default_factory=list, fail_fast=True)
+    outputs: list[OutputDataset] = Field(default_factory=list, fail_fast=True)
+
+
+def _schema_url_of(event_type: str) -> Any:
+    """`schemaURL` as the OpenAPI document shows it for an event told apart by its fragment."""
+    return Field(json_schema_extra={"pattern": _URI.pattern.removesuffix("$") + f"/{event_type}$"})
 
 
 class DatasetEvent(BaseEvent):
+    schemaURL: Annotated[Uri, _schema_url_of("DatasetEvent")]
     dataset: Dataset
 
 
 class JobEvent(BaseEvent):
+    schemaURL: Annotated[Uri, _schema_url_of("JobEvent")]
     job: Job
-    inputs: list[InputDataset] = Field(default_factory=list)
-    outputs: list[OutputDataset] = Field(default_factory=list)
+    inputs: list[InputDataset] = Field(default_factory=list, fail_fast=True)
+    outputs: list[OutputDataset] = Field(default_factory=list, fail_fast=True)
 
 
 Event = RunEvent | DatasetEvent | JobEvent
@@ -326,19 +394,70 @@ def parse_event(document: Any) -> Event:
                 )
             ]
         )
+    nul = _nul_problems(document) if b"\\u0000" in orjson.dumps(document) else []
     model = event_model_for(document.get("schemaURL"))
     try:
-        return model.model_validate(document)
+        event = model.model_validate(document)
     except ValidationError as error:
-        raise InvalidEvent(_problems(error)) from None
+        raise InvalidEvent(nul + _problems(error)) from None
+    if nul:
+        raise InvalidEvent(nul)
+    return event
+
+
+_NUL_PROBLEM = "must not contain the NUL character (\\u0000), which the store cannot keep"
+
+
+def refuse_nul(value: str) -> str:
+    """A string that can be stored (for models other than events, whose NULs are found in
+    `parse_event` wherever they are)."""
+    if "\x00" in value:
+        raise ValueError(_NUL_PROBLEM)
+    return value
+
+
+def _nul_problems(document: Any) -> list[FieldProblem]:
+    """The first places, values or keys, holding a NUL character.
+
+    NUL is valid JSON (`\\u0000`) but PostgreSQL text cannot hold it, so it is refused
+    on every store alike.
+    """
+    return [FieldProblem(field=f, problem=p) for f, p in islice(_nul_places(document, ""), 10)]
+
+
+def _nul_places(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path or "$", _NUL_PROBLEM
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            shown = key.replace("\x00", "\\u0000")
+            child = f"{path}.{shown}" if path else shown
+            if "\x00" in key:
+                yield child, f"the key {_NUL_PROBLEM}"
+            yield from _nul_places(item, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_places(item, f"{path}[{index}]")
+
+
+# Problems named in one answer: a small event can break the spec a million times over, and
+# the answer must not be a hundred times larger than what was sent.
+MAX_PROBLEMS = 100
 
 
 def _problems(error: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for item in error.errors(include_url=False, include_input=False):
-        location = _location(item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(FieldProblem(field=location or "$", problem=message))
+    items = error.errors(include_url=False, include_input=False)
+    problems = [
+        FieldProblem(
+            field=_location(item["loc"]) or "$",
+            problem=item["msg"].removeprefix("Value error, "),
+        )
+        for item in items[:MAX_PROBLEMS]
+    ]
+    if len(items) > MAX_PROBLEMS:
+        unnamed = len(items) - MAX_PROBLEMS
+        problems.append(FieldProblem(field="$", problem=f"and {unnamed} more problems"))
     return problems
 
 

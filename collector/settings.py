@@ -43,6 +43,16 @@ class Settings:
     max_batch_events: int = _setting(
         10_000, "Most events accepted in one `POST /api/v1/lineage/batch`; more is 413."
     )
+    max_json_depth: int = _setting(
+        64,
+        "Deepest nesting of arrays and objects accepted in a JSON body (a batch's own array "
+        "counts); deeper is 400, refused before parsing.",
+    )
+    body_timeout: float = _setting(
+        30.0,
+        "Seconds a request body may stall (no bytes arriving) before the request is answered "
+        "408: a body shorter than its Content-Length is not waited for forever.",
+    )
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
     policy: str = _setting(
         "pipewarden.toml",
@@ -163,6 +173,10 @@ def _checked(settings: Settings) -> Settings:
         raise SettingsError(f"{env_name('max_body_bytes')} must be at least 1024 bytes")
     if settings.max_batch_events < 1:
         raise SettingsError(f"{env_name('max_batch_events')} must be at least 1")
+    if settings.max_json_depth < 8:
+        raise SettingsError(f"{env_name('max_json_depth')} must be at least 8")
+    if settings.body_timeout <= 0:
+        raise SettingsError(f"{env_name('body_timeout')} must be more than 0 seconds")
     if not 0 < settings.port < 65536:
         raise SettingsError(f"{env_name('port')} must be between 1 and 65535")
     if settings.log_level not in _LOG_LEVELS:

@@ -37,6 +37,7 @@ from collector.api.errors import (
     request_validation_handler,
     store_error_handler,
 )
+from collector.api.guard import RequestGuard
 from collector.api.responses import JSONResponse
 from collector.auth import AuthHolder
 from collector.detection import Detection
@@ -82,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
             writer_engine.dispose()
             engine.dispose()
 
-    app = FastAPI(
+    app = _Collector(
         title="pipewarden",
         summary="Governance and observability sidecar for existing data pipelines",
         version="0.1.0",
@@ -106,12 +107,24 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.router,
     ):
         app.include_router(router)
+    app.add_middleware(RequestGuard, settings=settings, streamed=metrics.INGEST_PATHS)
     app.add_middleware(EncodedPathMiddleware)
     # Inside the ingest metrics, so refused requests are timed and counted as errors too.
     app.add_middleware(AuthMiddleware, holder=auth, metrics_token=settings.metrics_token)
     app.add_middleware(metrics.IngestMetricsMiddleware)
     app.state.auth = auth
     return app
+
+
+class _Collector(FastAPI):
+    """FastAPI whose OpenAPI document also describes the events the ingest routes read."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        document = super().openapi()
+        document["components"]["schemas"].update(lineage_ingest.event_schemas())
+        return document
 
 
 def _reload_on_sighup(policy: PolicyHolder, auth: AuthHolder) -> None:

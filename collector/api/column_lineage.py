@@ -65,6 +65,8 @@ def _start(connection: Connection, node_id: str) -> set[columns.Field]:
             return {(dataset.id, name) for name in columns.dataset_fields(connection, dataset.id)}
     else:
         for n, i in enumerate(colons):
+            if reads.get_namespace(connection, rest[:i]) is None:
+                continue  # no dataset in it: skip its splits, so many colons stay cheap
             for j in colons[n + 1 :]:
                 dataset = reads.get_dataset(connection, rest[:i], rest[i + 1 : j])
                 name = rest[j + 1 :]

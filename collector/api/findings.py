@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import Row
 
@@ -19,7 +18,7 @@ from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
 from collector.detection import record_feedback
-from collector.openlineage import parse_datetime
+from collector.openlineage import MAX_COUNT, QueryDateTime
 from collector.store import reads
 
 router = APIRouter(prefix="/api/v1", tags=["findings"])
@@ -43,9 +42,9 @@ def list_findings(
     dataset: str | None = None,
     kind: Kind | None = None,
     status: Status | None = None,
-    since: datetime | None = None,
+    since: QueryDateTime | None = None,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_COUNT)] = 0,
 ) -> JSONResponse:
     """Findings, newest event time first."""
     require_namespace_filter(caller, namespace, "read findings")
@@ -55,7 +54,7 @@ def list_findings(
         "dataset": dataset,
         "kind": kind,
         "status": status,
-        "since": parse_datetime(since) if since else None,
+        "since": since,
     }
     with app.engine.connect() as connection:
         rows, total = reads.list_findings(connection, filters, limit, offset)
@@ -64,7 +63,10 @@ def list_findings(
 
 @router.post("/findings/{finding_id}/feedback")
 async def feedback(
-    finding_id: int, body: Feedback, app: Annotated[Services, Depends(services)], caller: Caller
+    finding_id: Annotated[int, Path(ge=1, le=MAX_COUNT)],
+    body: Feedback,
+    app: Annotated[Services, Depends(services)],
+    caller: Caller,
 ) -> JSONResponse:
     """An operator's verdict; a false positive's value goes back into the job's baseline."""
     require_role(caller, "admin", "give finding feedback")

@@ -6,21 +6,25 @@ from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from collector.api.access import Caller, require_namespace
 from collector.api.deps import Services, services
+from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
 from collector.gating import Plan, judge, record
 from collector.lineage.parsed import Declared
+from collector.openlineage import FieldProblem, Name, refuse_nul, within_name_limit
 
 router = APIRouter(prefix="/api/v1", tags=["gates"])
 
+Text = Annotated[str, AfterValidator(refuse_nul)]
+
 
 class DatasetIn(BaseModel):
-    namespace: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    namespace: Annotated[Name, AfterValidator(refuse_nul)]
+    name: Annotated[Name, AfterValidator(refuse_nul)]
 
 
 class PlanIn(BaseModel):
@@ -28,8 +32,8 @@ class PlanIn(BaseModel):
 
     inputs: list[DatasetIn] = Field(default_factory=list)
     outputs: list[DatasetIn] = Field(default_factory=list)
-    sql: str | None = None
-    dialect: str | None = None
+    sql: Text | None = None
+    dialect: Text | None = None
 
 
 @router.get("/gates/{namespace}/{job}")
@@ -61,8 +65,16 @@ async def gate_plan(
 
 
 async def _judge(app: Services, namespace: str, job: str, plan: Plan | None) -> JSONResponse:
-    answer = await run_in_threadpool(
-        judge, app.engine, app.policy.current, unquote(namespace), unquote(job), plan
-    )
+    names = _name(namespace, "namespace"), _name(job, "job")
+    answer = await run_in_threadpool(judge, app.engine, app.policy.current, *names, plan)
     await app.writer.write(lambda connection: record(connection, answer, plan))
     return JSONResponse(answer.as_json())
+
+
+def _name(encoded: str, parameter: str) -> str:
+    """A name from the path, short enough to be kept with the decision (else 400)."""
+    try:
+        return within_name_limit(unquote(encoded))
+    except ValueError as error:
+        problem = FieldProblem(field=parameter, problem=str(error))
+        raise ApiError(400, f"{parameter}: {error}", [problem]) from None

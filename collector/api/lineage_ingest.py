@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
 from collector.api.access import Caller, refusal, require_role
-from collector.api.body import read_body
+from collector.api.body import decode_json, read_body
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
 from collector.auth import Token
 from collector.ingest import Incoming, Outcome, prepare
 from collector.metrics import metrics_of
-from collector.openlineage import EventType, InvalidEvent, RunEvent, json_type
+from collector.openlineage import (
+    DatasetEvent,
+    EventType,
+    InvalidEvent,
+    JobEvent,
+    RunEvent,
+    json_type,
+)
 from collector.shim.spool import DELIVERY_HEADER, SPOOLED
 from collector.writer import StoreFailed
 
@@ -39,16 +46,40 @@ class BatchResult(BaseModel):
 
 
 FORBIDDEN = "forbidden"
+# The routes read their bodies themselves (size and depth capped while reading, gzip, NDJSON);
+# the OpenAPI document still describes what they take.
+_COMPONENTS = "#/components/schemas/{model}"
+_EVENT_MODELS = (RunEvent, DatasetEvent, JobEvent)
+_EVENT = {"anyOf": [{"$ref": _COMPONENTS.format(model=m.__name__)} for m in _EVENT_MODELS]}
 
 
-@router.post("/lineage", status_code=201, response_model=Stored)
+def event_schemas() -> dict[str, Any]:
+    """The JSON schemas of the event models and the models they use, as OpenAPI components."""
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in _EVENT_MODELS], ref_template=_COMPONENTS
+    )
+    definitions: dict[str, Any] = schemas["$defs"]
+    return definitions
+
+
+def _json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+@router.post(
+    "/lineage",
+    status_code=201,
+    response_model=Stored,
+    openapi_extra=_json_body(_EVENT, "One OpenLineage event; gzip or deflate encoding allowed."),
+)
 async def post_lineage(
     request: Request, app: Annotated[Services, Depends(services)], caller: Caller
 ) -> JSONResponse:
     """Store one OpenLineage event. A duplicate is stored once and answered 201 again."""
     require_role(caller, "write", "write events")
-    body = await read_body(request, app.settings.max_body_bytes)
-    document = decode_json(body)
+    body = await read_body(request, app.settings.max_body_bytes, app.settings.body_timeout)
+    document = decode_json(body, app.settings.max_json_depth)
     if not isinstance(document, dict):
         raise ApiError(
             400,
@@ -75,7 +106,14 @@ async def post_lineage(
     return JSONResponse({"status": outcome.value}, 201)
 
 
-@router.post("/lineage/batch", response_model=BatchResult)
+@router.post(
+    "/lineage/batch",
+    response_model=BatchResult,
+    openapi_extra=_json_body(
+        {"type": "array", "items": _EVENT},
+        "A JSON array of events, or NDJSON (one event per line); gzip or deflate allowed.",
+    ),
+)
 async def post_lineage_batch(
     request: Request, app: Annotated[Services, Depends(services)], caller: Caller
 ) -> JSONResponse:
@@ -85,9 +123,12 @@ async def post_lineage_batch(
     cover (`forbidden`), is reported and the others stored.
     """
     require_role(caller, "write", "write events")
-    body = await read_body(request, app.settings.max_body_bytes)
+    body = await read_body(request, app.settings.max_body_bytes, app.settings.body_timeout)
     # Decoding and validating thousands of events is CPU work: keep it off the event loop.
-    checked = await run_in_threadpool(_check_batch, body, app.settings.max_batch_events, caller)
+    settings = app.settings
+    checked = await run_in_threadpool(
+        _check_batch, body, settings.max_batch_events, settings.max_json_depth, caller
+    )
     valid = [(index, item) for index, item in enumerate(checked) if isinstance(item, Incoming)]
     outcomes = await app.writer.submit([incoming for _, incoming in valid]) if valid else []
     _wake_detection(app, [incoming for _, incoming in valid])
@@ -115,10 +156,10 @@ _ENDS = (EventType.COMPLETE, EventType.FAIL, EventType.ABORT)
 
 
 def _check_batch(
-    body: bytes, limit: int, caller: Token
+    body: bytes, limit: int, max_depth: int, caller: Token
 ) -> list[Incoming | InvalidEvent | ApiError]:
     """Each item of the batch validated and allowed, or the reason it is not."""
-    items = split_batch(body)
+    items = split_batch(body, max_depth)
     if len(items) > limit:
         raise ApiError(413, f"the batch has {len(items)} events; the limit is {limit}")
     checked: list[Incoming | InvalidEvent | ApiError] = []
@@ -140,40 +181,28 @@ def _refused_status(item: Incoming | InvalidEvent | ApiError) -> str:
     return Outcome.INVALID.value
 
 
-def decode_json(body: bytes, what: str = "the body") -> Any:
-    """The decoded JSON, or a 400 that says why it cannot be read."""
-    if not body.strip():
-        raise ApiError(400, f"{what} is empty: send an OpenLineage event as JSON")
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ApiError(400, f"{what} is not valid UTF-8 (at byte {error.start})") from None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, f"{what} is not valid JSON: {error}") from None
-
-
-def split_batch(body: bytes) -> list[tuple[Any, bytes | None]]:
+def split_batch(body: bytes, max_depth: int) -> list[tuple[Any, bytes | None]]:
     """The batch's items, each with its JSON as received when the format keeps it apart.
 
     An NDJSON line that is not JSON comes back as an ApiError in place of its document.
     """
     stripped = body.lstrip()
     if stripped.startswith(b"["):
-        items = decode_json(body)
+        items = decode_json(body, max_depth)
         assert isinstance(items, list)
         return [(item, None) for item in items]
     if stripped.startswith(b"{"):
         lines = enumerate(body.splitlines(), 1)
-        return [(_decode_line(line, number), line) for number, line in lines if line.strip()]
+        return [
+            (_decode_line(line, number, max_depth), line) for number, line in lines if line.strip()
+        ]
     if not stripped:
         raise ApiError(400, "the body is empty: send a JSON array of events or NDJSON")
     raise ApiError(400, "a batch is a JSON array of events or NDJSON (one event per line)")
 
 
-def _decode_line(line: bytes, number: int) -> Any:
+def _decode_line(line: bytes, number: int, max_depth: int) -> Any:
     try:
-        return decode_json(line, f"line {number}")
+        return decode_json(line, max_depth, f"line {number}")
     except ApiError as error:
         return error

@@ -7,7 +7,6 @@ the encoded path and decode each name, so dots, slashes and `://` all work.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -22,13 +21,13 @@ from collector.api.nodes import split_lookup
 from collector.api.responses import JSONResponse
 from collector.auth import Token
 from collector.lineage import graph
-from collector.openlineage import parse_datetime
+from collector.openlineage import MAX_COUNT, QueryDateTime
 from collector.store import reads
 
 router = APIRouter(prefix="/api/v1", tags=["marquez"])
 
 Limit = Annotated[int, Query(ge=0, le=10_000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_COUNT)]
 _VERSION_NAMESPACE = uuid.UUID("8e7bdd7c-3b2a-4a0e-9d7e-6e1f3f5b8a41")
 
 
@@ -170,8 +169,8 @@ def get_lineage(
 def list_events(
     app: Annotated[Services, Depends(services)],
     caller: Caller,
-    before: datetime | None = None,
-    after: datetime | None = None,
+    before: QueryDateTime | None = None,
+    after: QueryDateTime | None = None,
     sort_direction: Annotated[Literal["asc", "desc"], Query(alias="sortDirection")] = "desc",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -181,8 +180,8 @@ def list_events(
     with app.engine.connect() as connection:
         payloads, total = reads.list_events(
             connection,
-            before=parse_datetime(before) if before else None,
-            after=parse_datetime(after) if after else None,
+            before=before,
+            after=after,
             descending=sort_direction == "desc",
             limit=limit,
             offset=offset,
