@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from collector.lineage.cli import lineage
 from collector.settings import Settings, SettingsError
+from collector.token_cli import token
 from dashboards.cli import dashboards
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from collector.retention import Retention, Write
+
+T = TypeVar("T")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -43,11 +53,15 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     """Run the collector: OpenLineage in at /api/v1/lineage, Marquez-compatible reads out.
 
     The store's schema is migrated at start. Stop with Ctrl-C (SIGINT) or SIGTERM: events
-    already acknowledged are committed; requests in flight are finished.
+    already acknowledged are committed; requests in flight are finished. With
+    PIPEWARDEN_AUTH_FILE set, every /api/v1 request needs a token (see `pipewarden token`);
+    without it the API is open, so keep the default loopback --host. SIGHUP reloads the
+    policy and the token file.
     """
     import uvicorn
 
     from collector.api.app import create_app
+    from collector.auth import AuthFileError, access_notice
     from gates.policy import PolicyError
 
     settings = _settings(host=host, port=port, database_url=database_url)
@@ -65,6 +79,9 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         app = create_app(settings)
     except PolicyError as error:
         raise click.ClickException(f"policy refused: {error}") from None
+    except AuthFileError as error:
+        raise click.ClickException(f"token file refused: {error}") from None
+    click.echo(access_notice(settings.host, app.state.auth), err=True)
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _exit_after_graceful_stop)
     uvicorn.run(
@@ -221,8 +238,82 @@ def replay() -> None:
     sys.exit(replay_spool(_client_settings()))
 
 
+@main.command()
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Tell the story to a running collector instead (events over HTTP only).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the store, the scripts' files and the spool. [default: a new temp dir]",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="Port of the embedded collector; 0 picks a free one.",
+)
+@click.option(
+    "--no-serve",
+    is_flag=True,
+    help="Stop the embedded collector after the story instead of serving until Ctrl-C.",
+)
+@click.option(
+    "--print-policy",
+    is_flag=True,
+    help="Print the demo policy's path and exit (for PIPEWARDEN_POLICY).",
+)
+def demo(
+    url: str | None, directory: Path | None, port: int, no_serve: bool, print_policy: bool
+) -> None:
+    """Show everything pipewarden does, in one command: the first thing to run.
+
+    \b
+    Starts a collector with the demo policy on a fresh SQLite store, loads three weeks of
+    history of a small warehouse (seven jobs), then runs today's jobs: legacy scripts
+    through `pipewarden run`, a dbt model and an Airflow task reporting OpenLineage. It
+    shows a runtime spike, a volume drop, a missed run, an overrun, a failure streak, a
+    dropped column that blocks its consumer, PII stopped before a public table, a failed
+    pandera check, and events spooled while the collector was down. Then it prints what was
+    found, with links to the API, and how to point Prometheus and Grafana at the collector,
+    which keeps serving until Ctrl-C.
+
+    With --url the same story goes to a running collector (namespace demo, or demo-2 … when
+    taken); for the enforced gates and the SLA, start that collector with the demo policy.
+    Exit 0 when the story went as told, 1 when something did not.
+
+    \b
+        PIPEWARDEN_POLICY=$(pipewarden demo --print-policy) pipewarden serve
+        pipewarden demo --url http://127.0.0.1:5000
+    """
+    from collector.demo import policy_path
+    from collector.demo.client import CollectorError
+    from collector.demo.runner import Options, run
+
+    if print_policy:
+        click.echo(policy_path())
+        return
+
+    options = Options(
+        url=url,
+        directory=directory,
+        port=port,
+        serve=not no_serve,
+        api_key=_client_settings().api_key,
+    )
+    try:
+        sys.exit(run(options, click.echo))
+    except CollectorError as error:
+        raise click.ClickException(str(error)) from None
+
+
 main.add_command(lineage)
 main.add_command(dashboards)
+main.add_command(token)
 
 
 def _client_settings() -> Settings:
@@ -257,6 +348,82 @@ def db_upgrade(database_url: str | None) -> None:
         )
     finally:
         engine.dispose()
+
+
+@db.command("prune")
+@click.option("--database-url", help="Store URL. [default: PIPEWARDEN_DATABASE_URL]")
+@click.option(
+    "--retention-days",
+    type=click.IntRange(0),
+    help="Days of history to keep; 0 keeps everything. [default: 90, PIPEWARDEN_RETENTION_DAYS]",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+def db_prune(database_url: str | None, retention_days: int | None, dry_run: bool) -> None:
+    """Remove history older than the retention now, as running collectors do every hour.
+
+    Runs and raw events older than the retention (by event time) go, with what hangs off
+    them; each job's latest run and each dataset's current schema stay. Safe while
+    collectors run: it works in small batches, one short transaction each.
+    """
+    from collector.retention import Retention
+    from collector.store.engine import make_engine
+    from collector.store.migrate import current_revision, head_revision
+
+    settings = _settings(database_url=database_url, retention_days=retention_days)
+    store = _redacted(settings.database_url)
+    if settings.retention_days == 0:
+        click.echo(f"store {store}: retention is off (0 days); nothing removed")
+        return
+    engine = make_engine(settings.database_url, writer=True)
+    try:
+        revision = current_revision(engine)
+        if revision != head_revision():
+            raise click.ClickException(
+                f"store {store} is at revision {revision or 'none'}, not "
+                f"{head_revision()}: run `pipewarden db upgrade` first"
+            )
+        retention = Retention(engine, _own_transaction(engine), settings.retention_days)
+        click.echo(f"store {store}: {_prune(engine, retention, dry_run)}")
+    finally:
+        engine.dispose()
+
+
+def _prune(engine: Engine, retention: Retention, dry_run: bool) -> str:
+    """Count, then (unless a dry run) remove with a progress bar; what was done and how long."""
+    import time
+    from datetime import UTC, datetime
+
+    from collector.retention import claimed
+
+    now = datetime.now(UTC)
+    cutoff = retention.cutoff(now).isoformat(timespec="seconds").replace("+00:00", "Z")
+    expected = retention.count(now)
+    if dry_run:
+        return f"history before {cutoff}: would remove {expected.summary()}"
+    started = time.monotonic()
+    shown = sys.stderr.isatty() and expected.picked > 0  # no bar in cron mail or logs
+    with (
+        claimed(engine, wait=True),
+        click.progressbar(length=expected.picked, label="removing", file=sys.stderr)
+        if shown
+        else contextlib.nullcontext() as bar,
+    ):
+        removed = retention.prune(now, progress=(lambda _w, n: bar.update(n)) if bar else None)
+    seconds = time.monotonic() - started
+    return (
+        f"history before {cutoff}: removed {removed.summary()} "
+        f"in {removed.batches} batches, {seconds:.1f} s"
+    )
+
+
+def _own_transaction(engine: Engine) -> Write[Any]:
+    """How work outside a collector writes: each call in its own transaction."""
+
+    def write(action: Callable[[Connection], T]) -> T:
+        with engine.begin() as connection:
+            return action(connection)
+
+    return write
 
 
 def _redacted(url: str) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Row, update
 
 from collector.lineage import parsed
 from collector.store import reads, writes
+from collector.store.errors import is_unavailable
 from collector.store.tables import findings, run_io, runs
 from detectors import failures, freshness, overrun, runtime, schema, volume
 from detectors.model import ANOMALY, Expectation, Finding, Point, Sensitivity
@@ -56,7 +57,9 @@ class Detection:
         for run in pending:
             try:
                 self.judge_run(run)
-            except Exception:  # one run's trouble must not stop the others being judged
+            except Exception as error:  # one run's trouble must not stop the others
+                if is_unavailable(error):
+                    raise  # the store's trouble, not the run's: judge it when it is back
                 log.exception("detection failed for run %s", run.uuid)
                 self._write(_claimer(run.uuid))
         return len(pending)
@@ -252,7 +255,7 @@ def _quality(run: Row[Any], checks: Sequence[Row[Any]]) -> list[Located]:
             ),
             run.namespace,
             run.job_name,
-            (check.namespace, check.name),
+            (check.dataset_namespace, check.dataset_name),
         )
         for check in checks
         if not check.success
@@ -295,7 +298,7 @@ def _cleared(
         dataset = (io.namespace, io.name)
         kinds = ["schema_drift"] + (["volume"] if io.row_count is not None else [])
         cleared += [Cleared(k, end, dataset) for k in kinds if (k, dataset) not in raised]
-    checked = {(check.namespace, check.name) for check in checks}
+    checked = {(check.dataset_namespace, check.dataset_name) for check in checks}
     cleared += [Cleared("quality", end, d) for d in checked if ("quality", d) not in raised]
     return cleared
 

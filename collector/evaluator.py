@@ -1,4 +1,5 @@
-"""The periodic evaluator: judges finished runs, finds overruns and missed runs live.
+"""The periodic evaluator: judges finished runs, finds overruns and missed runs live, and
+prunes old history (see collector/retention.py).
 
 One thread per collector. Judging a run is claimed row by row (a conditional UPDATE), and the
 time-driven checks of a tick are claimed with a PostgreSQL advisory lock, so several
@@ -14,16 +15,25 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, text
 
 from collector.detection import Detection
+from collector.retention import Retention
+from collector.store.errors import is_unavailable, reason
 
 log = logging.getLogger(__name__)
 _TICK_LOCK = 7_316_240_202  # any fixed number: the advisory lock of the time-driven checks
 
 
 class Evaluator:
-    def __init__(self, engine: Engine, detection: Detection, interval: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        detection: Detection,
+        interval: float,
+        retention: Retention | None = None,
+    ) -> None:
         self._engine = engine
         self._detection = detection
         self._interval = interval
+        self._retention = retention
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -52,13 +62,18 @@ class Evaluator:
                 if now.timestamp() - last_tick >= self._interval:
                     last_tick = now.timestamp()
                     self.tick(now)
-            except Exception:
-                log.exception("evaluator pass failed; retrying at the next tick")
+            except Exception as error:
+                if is_unavailable(error):
+                    log.warning("evaluator: %s; retrying at the next tick", reason(error))
+                else:
+                    log.exception("evaluator pass failed; retrying at the next tick")
             self._wake.wait(self._interval)
             self._wake.clear()
 
     def tick(self, now: datetime) -> None:
         """The time-driven checks, by one collector at a time."""
+        if self._retention is not None:
+            self._retention.run_due(now)  # claimed on its own lock
         with self._engine.connect() as connection:
             postgres = connection.dialect.name == "postgresql"
             if postgres:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,9 +23,11 @@ import orjson
 from sqlalchemy import Connection, Row, Table
 
 from collector.openlineage import (
+    Assertion,
     ColumnLineageDatasetFacet,
     ColumnLineageField,
     Dataset,
+    DatasetEvent,
     Event,
     EventType,
     InputDataset,
@@ -71,6 +74,37 @@ def prepare(document: Any, raw: bytes | None = None) -> Incoming:
         payload=payload.strip(),
         content_hash=hashlib.sha256(canonical).hexdigest(),
     )
+
+
+def claim_rows(connection: Connection, items: Sequence[Incoming]) -> None:
+    """Claim, before storing `items` in this transaction, the shared rows they will lock.
+
+    Collectors sharing a PostgreSQL database then take those rows in one global order, so
+    their transactions queue behind each other instead of deadlocking.
+    """
+    writes.claim_keys(connection, {key for item in items for key in _contended(item.event)})
+
+
+def _contended(event: Event) -> Iterator[str]:
+    """Names of the rows storing `event` locks that other events lock too."""
+    if isinstance(event, DatasetEvent):
+        yield _dataset_key(event.dataset.namespace, event.dataset.name)
+        return
+    yield f"job|{event.job.namespace}|{event.job.name}"
+    for dataset in [*event.inputs, *event.outputs]:
+        yield _dataset_key(dataset.namespace, dataset.name)
+    if isinstance(event, RunEvent):
+        yield f"run|{event.run.runId}"
+        for output in event.outputs:
+            lineage = output.facets.columnLineage
+            if lineage is not None:  # the datasets its input fields name are locked too
+                specs = [spec.inputFields for spec in lineage.fields.values()]
+                for source in itertools.chain(lineage.dataset, *specs):
+                    yield _dataset_key(source.namespace, source.name)
+
+
+def _dataset_key(namespace: str, name: str) -> str:
+    return f"dataset|{namespace}|{name}"
 
 
 def store(connection: Connection, incoming: Incoming, received_at: datetime) -> Outcome:
@@ -220,7 +254,7 @@ class _DatasetChange:
 @dataclass(frozen=True)
 class _RunChange:
     at: datetime
-    event_type: EventType | None
+    event_type: EventType | None  # what decides the run's state: `_state_event_type`
     facets: dict[str, Any]
     job: Name  # the job a new run belongs to
 
@@ -278,15 +312,15 @@ class _Plan:
     def _add_run_event(self, event: RunEvent, document: dict[str, Any]) -> None:
         at, run_uuid = event.eventTime, event.run.runId
         job = self._job(event.job, document["job"], at)
-        change = _RunChange(at, event.eventType, _facets_of(document["run"]), job)
+        change = _RunChange(at, _state_event_type(event), _facets_of(document["run"]), job)
         self.runs.setdefault((run_uuid,), []).append(change)
         for dataset, raw in zip(event.inputs, document.get("inputs") or [], strict=True):
             name = self._dataset(dataset, raw, at, run_uuid, _io_facets(raw, "input"))
-            self._io(job, run_uuid, name, "input", dataset, raw, at)
+            self._io(job, event, name, "input", dataset, raw)
         written = event.eventType is EventType.COMPLETE
         for output, raw in zip(event.outputs, document.get("outputs") or [], strict=True):
             name = self._dataset(output, raw, at, run_uuid, _io_facets(raw, "output"), written)
-            self._io(job, run_uuid, name, "output", output, raw, at)
+            self._io(job, event, name, "output", output, raw)
             lineage = output.facets.columnLineage
             if lineage is not None:
                 edges = self._column_edges(lineage, run_uuid, at)
@@ -337,37 +371,35 @@ class _Plan:
     def _io(
         self,
         job: Name,
-        run_uuid: UUID,
+        event: RunEvent,
         name: Name,
         direction: str,
         dataset: InputDataset | OutputDataset,
         raw: dict[str, Any],
-        at: datetime,
     ) -> None:
         """A run's use of a dataset: its io facets, the counts in them, quality assertions."""
+        run_uuid, at = event.run.runId, event.eventTime
         change = _IoChange(at, _io_facets(raw, direction))
         self.run_io.setdefault((run_uuid, name, direction), []).append(change)
         self._touch(job, name, direction, at)
-        checks = [dataset.facets.dataQualityAssertions]
-        if isinstance(dataset, InputDataset):
-            checks.insert(0, dataset.inputFacets.dataQualityAssertions)
-        for facet in checks:
-            for assertion in facet.assertions if facet is not None else []:
-                key = (run_uuid, name, assertion.assertion, assertion.column or "")
-                if key in self.assertions:  # checked again: the result is the latest one's
-                    self.assertions[key] |= {"success": assertion.success, "event_time": at}
-                    continue
-                self.assertions[key] = {
-                    "run_uuid": run_uuid,
-                    "dataset_id": name,
-                    "assertion": assertion.assertion,
-                    "column_name": assertion.column or "",
-                    "success": assertion.success,
-                    "severity": assertion.severity,
-                    "name": assertion.name,
-                    "description": assertion.description,
-                    "event_time": at,
-                }
+        for assertion in _assertions(dataset):
+            if not _evaluated(assertion, event):
+                continue
+            key = (run_uuid, name, assertion.assertion, assertion.column or "")
+            if key in self.assertions:  # checked again: the result is the latest one's
+                self.assertions[key] |= {"success": assertion.success, "event_time": at}
+                continue
+            self.assertions[key] = {
+                "run_uuid": run_uuid,
+                "dataset_id": name,
+                "assertion": assertion.assertion,
+                "column_name": assertion.column or "",
+                "success": assertion.success,
+                "severity": assertion.severity,
+                "name": assertion.name,
+                "description": assertion.description,
+                "event_time": at,
+            }
 
     def _touch(self, job: Name, dataset: Name, direction: str, at: datetime) -> None:
         seen = self.job_io.get((job, dataset, direction))
@@ -443,6 +475,53 @@ class _Plan:
             writes.replace_column_edges(
                 connection, job_ids[lineage.job], output_id, edges, lineage.at
             )
+
+
+# --- data-quality results -------------------------------------------------------------
+
+_DBT_PRODUCER = "/integration/dbt"
+
+
+def _assertions(dataset: InputDataset | OutputDataset) -> list[Assertion]:
+    """The checks reported on a dataset, once each: as an input facet, a dataset facet or both
+    (dbt-ol sends the same facet in both places)."""
+    facets = [dataset.facets.dataQualityAssertions]
+    if isinstance(dataset, InputDataset):
+        facets.insert(0, dataset.inputFacets.dataQualityAssertions)
+    unique: dict[tuple[str, str], Assertion] = {}
+    for facet in facets:
+        for assertion in facet.assertions if facet is not None else []:
+            unique.setdefault((assertion.assertion, assertion.column or ""), assertion)
+    return list(unique.values())
+
+
+def _evaluated(assertion: Assertion, event: RunEvent) -> bool:
+    """Whether a reported check ran, so that its `success` says something about the data.
+
+    A check reported by an ABORT event did not run: dbt-ol's structured-log mode reports a
+    test dbt skipped that way. Its default mode reports a skipped test (after an upstream
+    failure) as failed, with no failure count in `actual`, which every test that ran has.
+    """
+    if event.eventType is EventType.ABORT:
+        return False
+    if assertion.success or _DBT_PRODUCER not in event.producer:
+        return True
+    return (assertion.model_extra or {}).get("actual") is not None
+
+
+def _state_event_type(event: RunEvent) -> EventType | None:
+    """The event type that decides the run's state.
+
+    dbt-ol's default mode reports the tests of a model dbt skipped as a failed test run; none
+    of its checks ran, so the run is kept ABORTED (skipped), as dbt-ol's structured-log mode
+    reports a skipped node, and not as a failure.
+    """
+    if event.eventType is not EventType.FAIL:
+        return event.eventType
+    checks = [assertion for dataset in event.inputs for assertion in _assertions(dataset)]
+    if checks and not any(_evaluated(assertion, event) for assertion in checks):
+        return EventType.ABORT
+    return event.eventType
 
 
 def _io_facets(raw: dict[str, Any], direction: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from prometheus_client import (
@@ -30,6 +31,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, and_, func, select
 
 from collector import kpis
+from collector.store.prune import removed_totals_of
 from collector.store.tables import (
     column_edges,
     datasets,
@@ -51,9 +53,9 @@ FINISHED = ("COMPLETED", "FAILED", "ABORTED")
 # Ingestion answers in milliseconds; a big batch can take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-OUTCOMES = ("stored", "duplicate", "invalid", "failed")
+OUTCOMES = ("stored", "duplicate", "invalid", "forbidden", "failed")
 # The answers ingestion gives to bad or unstorable requests, exported at 0 from the start.
-ERROR_STATUSES = (400, 413, 415, 422, 500, 503)
+ERROR_STATUSES = (400, 401, 403, 413, 415, 422, 500, 503)
 
 StoreState = Callable[[], tuple[Engine, Policy] | None]
 
@@ -88,9 +90,11 @@ class StoreCollector(Collector):
             job_names = {row.id: (row.namespace, row.name) for row in c.execute(select(jobs))}
             finished = CounterMetricFamily(
                 "pipewarden_runs",
-                "Finished runs stored, by job and final state (completed, failed, aborted).",
+                "Finished runs recorded (retention does not lower it), by job and final state "
+                "(completed, failed, aborted).",
                 labels=["namespace", "pipeline", "state"],
             )
+            finished_counts: dict[tuple[str, str, str], int] = {}
             active = GaugeMetricFamily(
                 "pipewarden_runs_active",
                 "Runs started and not finished, by job and state (new, running).",
@@ -103,8 +107,16 @@ class StoreCollector(Collector):
             ):
                 if job_id not in job_names:
                     continue
-                family = finished if state in FINISHED else active
-                family.add_metric([*job_names[job_id], state.lower()], count)
+                if state in FINISHED:
+                    series = (*job_names[job_id], state.lower())
+                    finished_counts[series] = finished_counts.get(series, 0) + count
+                else:
+                    active.add_metric([*job_names[job_id], state.lower()], count)
+            for namespace, name, state, _, removed in removed_totals_of(c, "run"):
+                series = (namespace, name, state.lower())
+                finished_counts[series] = finished_counts.get(series, 0) + removed
+            for run_labels, count in sorted(finished_counts.items()):
+                finished.add_metric(list(run_labels), count)
             yield finished
             yield active
 
@@ -132,7 +144,7 @@ class StoreCollector(Collector):
                 labels=["namespace", "pipeline", "decision", "mode"],
             )
             grouped: dict[tuple[str, str, str, str], int] = {}
-            for namespace, job, decision, mode, count in c.execute(
+            stored = c.execute(
                 select(
                     gate_decisions.c.namespace,
                     gate_decisions.c.job,
@@ -145,7 +157,9 @@ class StoreCollector(Collector):
                     gate_decisions.c.decision,
                     gate_decisions.c.mode,
                 )
-            ):
+            )
+            pruned_decisions = removed_totals_of(c, "gate_decision")
+            for namespace, job, decision, mode, count in chain(stored, pruned_decisions):
                 shown = "would_block" if decision == "block" and mode != "enforce" else decision
                 key = (namespace, job, shown, mode)
                 grouped[key] = grouped.get(key, 0) + count
@@ -156,15 +170,16 @@ class StoreCollector(Collector):
 
             changes = CounterMetricFamily(
                 "pipewarden_schema_changes",
-                "Schema versions of a dataset after its first one.",
+                "Schema versions of a dataset after its first one (retention does not lower it).",
                 labels=["namespace", "dataset"],
             )
+            pruned = {(ns, name): n for ns, name, _, _, n in removed_totals_of(c, "schema_version")}
             for namespace, name, count in c.execute(
                 select(datasets.c.namespace, datasets.c.name, func.count())
                 .join(schema_versions, schema_versions.c.dataset_id == datasets.c.id)
                 .group_by(datasets.c.id, datasets.c.namespace, datasets.c.name)
             ):
-                changes.add_metric([namespace, name], count - 1)
+                changes.add_metric([namespace, name], count - 1 + pruned.get((namespace, name), 0))
             yield changes
 
             total = len(job_names)
@@ -380,7 +395,8 @@ class Metrics:
         self.registry.register(StoreCollector(state))
         self.events = Counter(
             "pipewarden_events_ingested",
-            "Events received by this process, by outcome (stored, duplicate, invalid, failed).",
+            "Events received by this process, by outcome (stored, duplicate, invalid, forbidden, "
+            "failed).",
             ["outcome"],
             registry=self.registry,
         )

@@ -49,10 +49,25 @@ class Settings:
         "Policy file (modes, schedules, owners, PII and public tags, freshness); used when it "
         "exists, refused at start with its line when invalid, reloaded on SIGHUP.",
     )
+    auth_file: str = _setting(
+        "",
+        "Token file (`pipewarden token create` writes it); when set, every `/api/v1` request "
+        "needs `Authorization: Bearer` with one of its tokens. Refused at start when invalid, "
+        "reloaded on SIGHUP; empty leaves the API open.",
+    )
+    metrics_token: str = _setting(
+        "", "When set, `GET /metrics` needs `Authorization: Bearer` with this value."
+    )
     evaluator_interval: float = _setting(
         30.0,
         "Seconds between the evaluator's checks for overruns and missed runs (finished runs "
         "are judged as they arrive).",
+    )
+    retention_days: int = _setting(
+        90,
+        "Days of history kept: runs and raw events older than that (by event time) are "
+        "removed in small batches, keeping each job's latest run and each dataset's current "
+        "schema; 0 keeps everything.",
     )
     namespace: str = _setting(
         "default", "Job namespace `pipewarden run` reports under when --namespace is not given."
@@ -154,6 +169,8 @@ def _checked(settings: Settings) -> Settings:
         raise SettingsError(f"{env_name('log_level')} must be one of {sorted(_LOG_LEVELS)}")
     if settings.evaluator_interval <= 0:
         raise SettingsError(f"{env_name('evaluator_interval')} must be more than 0 seconds")
+    if settings.retention_days < 0:
+        raise SettingsError(f"{env_name('retention_days')} must be 0 (keep everything) or more")
     if not 0 < settings.client_timeout <= 60:
         raise SettingsError(f"{env_name('client_timeout')} must be between 0 and 60 seconds")
     if not settings.url.startswith(("http://", "https://")):

@@ -4,6 +4,11 @@ Requests hand their validated events to the writer and wait; the writer takes ev
 queued, stores it in one transaction and commits before any of those requests is answered
 (group commit: one fsync for many events, and SQLite's single-writer rule kept by design).
 If a group fails, each event is retried alone so one bad event cannot sink the others.
+
+When the store is away or busy (connection lost or refused, PostgreSQL restarting, SQLite
+locked) the waiting requests are refused with `StoreUnavailable` (a 503: send again) and the
+writer carries on; a deadlock between collectors sharing PostgreSQL is retried a few times
+first. A request is only ever told its events are stored after their commit.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -20,13 +27,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from collector.ingest import Incoming, Outcome, store
+from collector.ingest import Incoming, Outcome, claim_rows, store
+from collector.store.errors import StoreUnavailable, is_conflict, is_unavailable, reason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CONFLICT_ATTEMPTS = 5  # tries of a transaction that deadlocked with another collector's
 
 
-class WriterStopped(RuntimeError):
+class WriterStopped(StoreUnavailable):
     """The writer is not running, so nothing can be stored."""
 
 
@@ -68,8 +77,16 @@ class Writer:
             self._thread.join()
             self._thread = None
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     async def submit(self, items: Sequence[Incoming]) -> list[Outcome | StoreFailed]:
-        """Store events; one outcome per event, in order, after the commit."""
+        """Store events; one outcome per event, in order, after the commit.
+
+        Raises `StoreUnavailable` when the store cannot take them now (nothing stored, or
+        at most what a commit cut off by a lost connection kept: sent again, a duplicate).
+        """
         return await asyncio.wrap_future(self.submit_nowait(items))
 
     def submit_nowait(self, items: Sequence[Incoming]) -> Future[list[Outcome | StoreFailed]]:
@@ -86,7 +103,7 @@ class Writer:
         return result
 
     def _enqueue(self, job: _Job) -> Future[Any]:
-        if self._thread is None:
+        if not self.alive:
             raise WriterStopped("the writer is not running")
         self._queue.put(job)
         return job.future
@@ -94,29 +111,48 @@ class Writer:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            group = [first]
-            size = first.size
-            while size < self._max_group:
-                try:
-                    following = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if following is None:
-                    stopping = True
-                    break
+            group, stopping = self._take_group()
+            try:
+                self._write_group(group)
+            except Exception as error:  # a fault of the writer's own must not stop it
+                log.exception("the writer failed %d requests", len(group))
+                for job in group:
+                    if not job.future.done():
+                        job.future.set_exception(StoreUnavailable(reason(error)))
+
+    def _take_group(self) -> tuple[list[_Job], bool]:
+        """The queued jobs (up to `max_group` events) whose requests still wait, and
+        whether the writer is told to stop after them."""
+        group: list[_Job] = []
+        size = 0
+        following = self._queue.get()
+        while following is not None:
+            # A request cancelled while queued (its client gone) is not written.
+            if following.future.set_running_or_notify_cancel():
                 group.append(following)
                 size += following.size
-            self._write_group(group)
+            if size >= self._max_group:
+                return group, False
+            try:
+                following = self._queue.get_nowait()
+            except queue.Empty:
+                return group, False
+        return group, True
 
     def _write_group(self, group: list[_Job]) -> None:
+        if not group:
+            return
         received_at = datetime.now(UTC)
         try:
             with self._engine.begin() as connection:
+                claim_rows(connection, [item for job in group for item in job.items])
                 results = [_perform(connection, job, received_at) for job in group]
-        except Exception:
+        except Exception as error:
+            if is_unavailable(error) and not is_conflict(error):
+                log.warning("store unavailable, %d requests refused: %s", len(group), reason(error))
+                for job in group:
+                    job.future.set_exception(StoreUnavailable(reason(error)))
+                return
             log.warning("group of %d requests failed; storing them one by one", len(group))
             for job in group:
                 self._write_alone(job, received_at)
@@ -125,27 +161,45 @@ class Writer:
             job.future.set_result(result)
 
     def _write_alone(self, job: _Job, received_at: datetime) -> None:
-        if job.action is not None:
+        """One request in a transaction of its own, each event in a savepoint; a deadlock
+        with another collector is tried again."""
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
                 with self._engine.begin() as connection:
-                    job.future.set_result(job.action(connection))
+                    result = _perform_isolated(connection, job, received_at)
             except Exception as error:
-                job.future.set_exception(error)
+                if is_conflict(error) and attempt < CONFLICT_ATTEMPTS:
+                    time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+                    continue
+                _refuse(job, error)
+                return
+            job.future.set_result(result)
             return
-        outcomes: list[Outcome | StoreFailed] = []
-        try:
-            with self._engine.begin() as connection:
-                outcomes = [_store_isolated(connection, item, received_at) for item in job.items]
-        except Exception as error:  # the commit itself failed: nothing of this job is stored
-            log.exception("storing %d events failed", len(job.items))
-            outcomes = [StoreFailed(_first_line(error))] * len(job.items)
-        job.future.set_result(outcomes)
 
 
 def _perform(connection: Connection, job: _Job, received_at: datetime) -> Any:
     if job.action is not None:
         return job.action(connection)
     return [store(connection, item, received_at) for item in job.items]
+
+
+def _perform_isolated(connection: Connection, job: _Job, received_at: datetime) -> Any:
+    if job.action is not None:
+        return job.action(connection)
+    claim_rows(connection, job.items)
+    return [_store_isolated(connection, item, received_at) for item in job.items]
+
+
+def _refuse(job: _Job, error: Exception) -> None:
+    """The request's transaction failed: retryable when the store is at fault for now."""
+    if is_unavailable(error):
+        log.warning("store unavailable, a request refused: %s", reason(error))
+        job.future.set_exception(StoreUnavailable(reason(error)))
+    elif job.action is not None:
+        job.future.set_exception(error)
+    else:  # the commit itself failed: nothing of this job is stored
+        log.error("storing %d events failed", len(job.items), exc_info=error)
+        job.future.set_result([StoreFailed(reason(error))] * len(job.items))
 
 
 def _store_isolated(
@@ -155,10 +209,7 @@ def _store_isolated(
         with connection.begin_nested():
             return store(connection, item, received_at)
     except Exception as error:
+        if is_unavailable(error):  # not this event's fault: the whole request is refused
+            raise
         log.exception("storing an event failed")
-        return StoreFailed(_first_line(error))
-
-
-def _first_line(error: Exception) -> str:
-    """What went wrong, without the SQL statement and parameters the driver appends."""
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        return StoreFailed(reason(error))

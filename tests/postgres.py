@@ -10,10 +10,15 @@ free port, trusts every local connection and runs with ``fsync=off``: it is fast
 nothing worth keeping, and is stopped and deleted when the session ends. PostgreSQL
 refuses to run as root, which is how CI and the development machines run everything, so
 as root the server runs as the ``postgres`` OS user that Debian's package creates.
+
+A test that stops PostgreSQL under load starts a server of its own with
+``throwaway_server()`` (whatever ``PIPEWARDEN_TEST_POSTGRES_URL`` says), so the session's
+server is never taken away from the other tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -46,32 +51,69 @@ def postgres_url() -> Iterator[str]:
 
     The body of a session-scoped pytest fixture (``yield from postgres_url()``). With
     ``PIPEWARDEN_TEST_POSTGRES_URL`` set it yields that URL and starts nothing. Otherwise
-    it creates a cluster in a temporary directory, starts it, creates the
-    ``pipewarden_test`` database and yields ``postgresql+psycopg://postgres@127.0.0.1:PORT/
-    pipewarden_test``; when resumed (or closed) it stops the server and deletes the
-    directory. Raises RuntimeError when PostgreSQL cannot be found or started.
+    it yields the URL of a `throwaway_server`, which is stopped and deleted when the
+    generator is resumed (or closed). Raises RuntimeError when PostgreSQL cannot be found
+    or started.
     """
     configured = os.environ.get(URL_ENV)
     if configured:
         yield configured
         return
+    with throwaway_server() as server:
+        yield server.url
 
+
+class Server:
+    """A running throwaway PostgreSQL server that a test may stop and start again.
+
+    It keeps its data directory and its port across a restart, so clients reconnect to
+    the same URL and find what was committed before the stop.
+    """
+
+    def __init__(self, bindir: Path, base: Path, run_as: pwd.struct_passwd | None) -> None:
+        self._bindir = bindir
+        self._base = base
+        self._data = base / "data"
+        self._run_as = run_as
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """``postgresql+psycopg://postgres@127.0.0.1:PORT/pipewarden_test``."""
+        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def running(self) -> bool:
+        return (self._data / "postmaster.pid").exists()
+
+    def start(self) -> None:
+        """Start the server (on its earlier port after a stop) and wait until it accepts."""
+        self.port = _start(self._bindir, self._base, self._data, self._run_as, self.port or None)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: "fast" disconnects clients and rolls back their transactions."""
+        _stop(self._bindir, self._base, self._data, self._run_as, modes=(mode, "immediate"))
+
+
+@contextlib.contextmanager
+def throwaway_server() -> Iterator[Server]:
+    """A new PostgreSQL cluster in a temporary directory, started, with an empty
+    ``pipewarden_test`` database; stopped and deleted on exit.
+    """
     bindir = _find_bindir()
     run_as = _server_user()
     base = Path(tempfile.mkdtemp(prefix="pipewarden-pg-"))
-    data = base / "data"
-    started = False
+    server = Server(bindir, base, run_as)
     try:
-        _prepare_dirs(base, data, run_as)
-        _run(run_as, [str(bindir / "initdb"), *_initdb_args(data)], cwd=base)
-        port = _start(bindir, base, data, run_as)
-        started = True
-        _create_database(port)
-        yield f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+        _prepare_dirs(base, base / "data", run_as)
+        _run(run_as, [str(bindir / "initdb"), *_initdb_args(base / "data")], cwd=base)
+        server.start()
+        _create_database(server.port)
+        yield server
     finally:
         try:
-            if started:
-                _stop(bindir, base, data, run_as)
+            if server.running:
+                server.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
@@ -169,18 +211,25 @@ def _initdb_args(data: Path) -> list[str]:
     ]
 
 
-def _start(bindir: Path, base: Path, data: Path, run_as: pwd.struct_passwd | None) -> int:
-    """Start the server on a free port on 127.0.0.1 and wait until it accepts connections.
+def _start(
+    bindir: Path,
+    base: Path,
+    data: Path,
+    run_as: pwd.struct_passwd | None,
+    port: int | None = None,
+) -> int:
+    """Start the server on 127.0.0.1 and wait until it accepts connections.
 
-    Returns the port. The server gets a session of its own, so a Ctrl-C in the terminal
-    reaches pytest (whose teardown then stops the server) and not the server itself.
+    Returns the port: `port` when given (a restart), else a free one. The server gets a
+    session of its own, so a Ctrl-C in the terminal reaches pytest (whose teardown then
+    stops the server) and not the server itself.
     """
     log = base / "postgres.log"
     failure = ""
-    for _ in range(START_ATTEMPTS):
-        port = _free_port()
+    for _ in range(START_ATTEMPTS if port is None else 1):
+        port_now = port or _free_port()
         options = (
-            f"-F -p {port} -k {base / 'socket'} -c listen_addresses=127.0.0.1 "
+            f"-F -p {port_now} -k {base / 'socket'} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=200"
         )
         command = [
@@ -198,7 +247,7 @@ def _start(bindir: Path, base: Path, data: Path, run_as: pwd.struct_passwd | Non
         ]
         result = _run(run_as, command, cwd=base, check=False, new_session=True)
         if result.returncode == 0:
-            return port
+            return port_now
         failure = f"{_describe(result)}\n--- server log ---\n{_tail(log)}"
         if "could not bind" not in failure and "already in use" not in failure:
             break
@@ -218,14 +267,20 @@ def _create_database(port: int) -> None:
         engine.dispose()
 
 
-def _stop(bindir: Path, base: Path, data: Path, run_as: pwd.struct_passwd | None) -> None:
+def _stop(
+    bindir: Path,
+    base: Path,
+    data: Path,
+    run_as: pwd.struct_passwd | None,
+    modes: Sequence[str] = ("fast", "immediate"),
+) -> None:
     """Stop the server, disconnecting clients; fall back to an immediate shutdown.
 
     A server that is already gone (postmaster.pid removed, say after a signal) counts as
     stopped. Raises RuntimeError when it is still running after both attempts.
     """
     attempts: list[str] = []
-    for mode in ("fast", "immediate"):
+    for mode in modes:
         if not (data / "postmaster.pid").exists():
             return
         command = [str(bindir / "pg_ctl"), "stop", "-w", "-t", "30", "-m", mode, "-D", str(data)]

@@ -95,13 +95,18 @@ class Collector:
 
 
 @contextlib.contextmanager
-def running_collector(directory: Path) -> Iterator[Collector]:
-    """Start `pipewarden serve` on a free port and a fresh SQLite store; SIGTERM it after."""
+def running_collector(directory: Path, **extra_env: str) -> Iterator[Collector]:
+    """Start `pipewarden serve` on a free port and a fresh SQLite store; SIGTERM it after.
+
+    `extra_env` adds settings (`PIPEWARDEN_AUTH_FILE=…`) to the collector's environment.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = directory / "collector.log"
     env = clean_env(
-        PIPEWARDEN_DATABASE_URL=f"sqlite:///{directory / 'c.db'}", PIPEWARDEN_LOG_LEVEL="warning"
+        PIPEWARDEN_DATABASE_URL=f"sqlite:///{directory / 'c.db'}",
+        PIPEWARDEN_LOG_LEVEL="warning",
+        **extra_env,
     )
     with open(log, "wb") as output:
         process = subprocess.Popen(

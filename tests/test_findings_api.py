@@ -224,3 +224,37 @@ def test_a_run_going_past_its_expected_duration_is_an_overrun(client: TestClient
     (finding,) = _findings(client, 1, kind="overrun")
     assert finding["runId"] == running["run"]["runId"]
     assert finding["message"].startswith("still running after 45 min, expected to finish in")
+
+
+def test_a_failed_quality_check_is_a_finding_on_its_dataset(client: TestClient) -> None:
+    run_id = str(uuid.uuid4())
+    checks = {
+        "_producer": "https://github.com/pipewarden/tests",
+        "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/DataQualityAssertionsDatasetFacet.json",
+        "assertions": [
+            {"assertion": "not_null", "column": "day", "success": True},
+            {"assertion": "greater_than_or_equal_to(0)", "column": "revenue", "success": False},
+        ],
+    }
+    checked = dataset("mart.daily", PG, dataQualityAssertions=checks)
+    start = FIRST.isoformat()
+    end = (FIRST + timedelta(minutes=3)).isoformat()
+    _post_all(
+        client,
+        [
+            run_event(
+                "START", run_id=run_id, event_time=start, outputs=[dataset("mart.daily", PG)]
+            ),
+            run_event("COMPLETE", run_id=run_id, event_time=end, outputs=[checked]),
+        ],
+    )
+    (finding,) = _findings(client, 1, kind="quality")
+    assert finding["dataset"] == {"namespace": PG, "name": "mart.daily"}
+    assert (finding["job"], finding["runId"], finding["subject"]) == (
+        "orders_daily",
+        run_id,
+        "revenue",
+    )
+    assert (
+        finding["message"] == "quality check greater_than_or_equal_to(0) failed on column revenue"
+    )

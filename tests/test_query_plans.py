@@ -7,8 +7,9 @@ otherwise; each statement the API sends while ingesting and reading is checked.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import monotonic, sleep
 from typing import Any
@@ -16,13 +17,17 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from collector.api.app import create_app
+from collector.auth import create_token
 from collector.ingest import prepare, store_group
+from collector.retention import Retention
 from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.migrate import upgrade
+from collector.store.prune import removed_totals_of
+from collector.store.tables import runs
 from tests.events import dataset, facet, run_event
 from tests.test_store_group import mixed_events
 
@@ -77,6 +82,47 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
     ):
         assert client.get(path).status_code == 200, path
 
+    assert len(statements) > 40
+    assert _full_scans(client, statements) == []
+
+
+def test_retention_uses_indexes(traced: tuple[TestClient, list[tuple[str, Any]]]) -> None:
+    """Counting and removing old history, a batch at a time, walks indexes only."""
+    client, statements = traced
+    now = datetime.now(UTC)
+    for days in (200, 150, 120, 1):
+        start = now - timedelta(days=days)
+        for kind, at in (("START", start), ("COMPLETE", start + timedelta(minutes=5))):
+            event_json = run_event(
+                kind,
+                run_id=str(uuid.UUID(int=days)),
+                event_time=at.isoformat(),
+                inputs=[dataset("orders", "pg", fields=[("id", "int"), ("n", "int")][: days % 3])],
+                outputs=[dataset("daily", "pg", row_count=3)],
+            )
+            assert client.post("/api/v1/lineage", json=event_json).status_code == 201
+    assert client.get("/api/v1/gates/shop/orders_daily").status_code == 200
+    services = client.app.state.services  # type: ignore[attr-defined]
+    unjudged = select(func.count()).where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+    deadline = monotonic() + 20
+    while True:
+        with services.engine.connect() as connection:
+            if connection.execute(unjudged).scalar_one() == 0:
+                break
+        assert monotonic() < deadline, "the evaluator did not judge the runs in time"
+        sleep(0.05)
+    statements.clear()
+    retention = Retention(services.engine, services.writer.write_sync, 90, batch_size=1)
+    assert retention.count(now).runs == 3
+    assert retention.prune(now).runs == 3
+    with services.engine.connect() as connection:  # what the metrics add back
+        assert [row.removed for row in removed_totals_of(connection, "run")] == [3]
+    assert len(statements) > 15
+    assert _full_scans(client, statements) == []
+
+
+def _full_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """(plan line, statement) for each statement SQLite would answer with a full table scan."""
     app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
     scans = []
     with app_engine.connect() as connection:
@@ -85,8 +131,7 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
             for row in plan:
                 if FULL_SCAN.search(row.detail):
                     scans.append((row.detail, statement))
-    assert len(statements) > 40
-    assert scans == []
+    return scans
 
 
 def _post_sql_runs(client: TestClient) -> None:
@@ -158,3 +203,67 @@ def test_a_group_of_events_uses_indexes(tmp_path: Path) -> None:
     }
     assert {"jobs", "datasets", "runs"} <= updated
     assert scans == []
+
+
+def test_a_scoped_tokens_namespace_list_uses_the_index(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    secret, _ = create_token(tokens, "reader", "read", ["shop", "billing"])
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM namespaces" in statement:
+            statements.append((statement, parameters))
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", auth_file=str(tokens))
+    app = create_app(settings)
+    with TestClient(app) as client:
+        event.listen(app.state.services.engine, "before_cursor_execute", record)
+        answer = client.get("/api/v1/namespaces", headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 200
+        ((statement, parameters),) = statements
+        assert " IN " in statement
+        with app.state.services.engine.connect() as connection:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", _one(parameters))
+            details = [row.detail for row in plan]
+    assert any(detail.startswith("SEARCH namespaces") for detail in details), details
+    assert not [detail for detail in details if FULL_SCAN.search(detail)], details
+
+
+def test_a_gate_reading_checks_of_sibling_runs_uses_indexes(
+    traced: tuple[TestClient, list[tuple[str, Any]]], tmp_path: Path
+) -> None:
+    """The latest checks of an input, spread over child runs of one parent (dbt tests)."""
+    client, statements = traced
+    parent = facet(
+        "ParentRunFacet",
+        run={"runId": "6c3a3a0e-1d0f-4a57-9a3c-1b1f2b9a4c20"},
+        job={"namespace": "dbt", "name": "dbt-run"},
+    )
+    for n, success in enumerate((False, True)):
+        checks = facet(
+            "DataQualityAssertionsDatasetFacet",
+            assertions=[{"assertion": f"check_{n}", "success": success}],
+        )
+        tested = dataset("orders", "pg", dataQualityAssertions=checks)
+        event_json = run_event(
+            "COMPLETE", job=f"test_{n}", inputs=[tested], run_facets={"parent": parent}
+        )
+        assert client.post("/api/v1/lineage", json=event_json).status_code == 201
+    statements.clear()
+    consumer = {"inputs": [{"namespace": "pg", "name": "orders"}]}
+    answer = client.post("/api/v1/gates/shop/consumer", json=consumer).json()
+    assert [r["rule"] for r in answer["reasons"]].count("failed_quality") == 1
+    app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
+    with app_engine.connect() as connection:
+        plans = [
+            (row.detail, statement)
+            for statement, parameters in statements
+            for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", _one(parameters)
+            )
+        ]
+    assert [(detail, s) for detail, s in plans if FULL_SCAN.search(detail)] == []
+    # the siblings' checks are found through their runs, not through the dataset's history
+    sibling_reads = [detail for detail, s in plans if "quality_assertions.run_uuid IN" in s]
+    assert "SEARCH runs USING INDEX ix_runs_parent_run_uuid (parent_run_uuid=?)" in sibling_reads
+    assert any("USING INDEX uq_quality_assertions_check" in d for d in sibling_reads)

@@ -53,6 +53,11 @@ def test_flags_override_the_environment() -> None:
         ("PIPEWARDEN_MAX_BODY_BYTES", "10", "PIPEWARDEN_MAX_BODY_BYTES must be at least 1024"),
         ("PIPEWARDEN_LOG_LEVEL", "loud", "PIPEWARDEN_LOG_LEVEL must be one of"),
         ("PIPEWARDEN_DATABASE_URL", "mysql://x/y", "use sqlite:///path.db or postgresql"),
+        (
+            "PIPEWARDEN_RETENTION_DAYS",
+            "-1",
+            "PIPEWARDEN_RETENTION_DAYS must be 0 (keep everything)",
+        ),
     ],
 )
 def test_unusable_values_fail_naming_the_variable(variable: str, value: str, message: str) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import event as sa_event
 from collector.ingest import Incoming, Outcome, prepare, store, store_group
 from collector.store.engine import make_engine
 from collector.store.migrate import upgrade
-from collector.store.tables import events, metadata
+from collector.store.tables import events, metadata, quality_assertions
 from tests import postgres
 from tests.events import DATASET_EVENT, JOB_EVENT, PRODUCER, dataset, facet, run_event
 
@@ -31,6 +31,12 @@ NS = "postgres://db.example:5432"
 RECEIVED_AT = datetime(2024, 5, 2, tzinfo=UTC)
 SCHEMA_A = [("id", "INTEGER"), ("amount", "DECIMAL")]
 SCHEMA_B = [("id", "INTEGER"), ("amount", "DECIMAL"), ("currency", "TEXT")]
+_CHECK = [
+    quality_assertions.c.run_uuid,
+    quality_assertions.c.dataset_id,
+    quality_assertions.c.assertion,
+    quality_assertions.c.column_name,
+]
 
 
 def _time(minute: int) -> str:
@@ -68,8 +74,23 @@ def _with_lineage(name: str, row_count: int) -> dict[str, Any]:
     return output
 
 
+def _dbt_test_run(event_type: str, minute: int, actual: int | None) -> dict[str, Any]:
+    """A dbt-ol test run: its check sent both as input facet and dataset facet; without an
+    `actual` it did not run (dbt skipped it), and a FAIL of only such checks is ABORTED."""
+    check = {"assertion": "unique", "success": actual == 0, "column": "id"}
+    if actual is not None:
+        check["actual"] = actual
+    checks = facet("DataQualityAssertionsDatasetFacet", assertions=[check])
+    tested = dataset("orders", dataQualityAssertions=checks)
+    tested["inputFacets"] = {"dataQualityAssertions": checks}
+    event = run_event(event_type, job="test.unique_orders_id", event_time=_time(minute))
+    event["producer"] = "https://github.com/OpenLineage/OpenLineage/tree/1.30.0/integration/dbt"
+    event["inputs"] = [tested]
+    return event
+
+
 def mixed_events() -> list[dict[str, Any]]:
-    """Events of three runs of two jobs, a job event and a dataset event."""
+    """Events of three runs of two jobs, two dbt test runs, a job event and a dataset event."""
     load, report = str(uuid.uuid4()), str(uuid.uuid4())
     parent = {"runId": str(uuid.uuid4())}
     failed = str(uuid.uuid4())
@@ -152,6 +173,7 @@ def mixed_events() -> list[dict[str, Any]]:
             "dataset": dataset("orders", fields=SCHEMA_B, dataSource=_source("warehouse")),
         },
     ]
+    events += [_dbt_test_run("FAIL", 32, actual=None), _dbt_test_run("COMPLETE", 34, actual=0)]
     resent = dict(events[4])  # the same run transition again, other content: a duplicate
     resent["outputs"] = []
     return [*events, events[0], resent]
@@ -188,8 +210,10 @@ def fresh(database_url: str, tmp_path: Path) -> Iterator[Callable[[str], Engine]
 
 
 def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows, in primary-key order (raw events by content: on PostgreSQL a
-    duplicate uses up an id)."""
+    """Every table's rows, in primary-key order; raw events by content and check results by
+    check, without their ids: on PostgreSQL a duplicate event, or a check stored again for
+    the same run, uses up an id."""
+    by_content = {events: [events.c.content_hash], quality_assertions: _CHECK}
     with engine.connect() as connection:
         dump = {
             table.name: [
@@ -197,10 +221,11 @@ def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
                 for row in connection.execute(select(table).order_by(*table.primary_key.columns))
             ]
             for table in metadata.sorted_tables
-            if table is not events
+            if table not in by_content
         }
-        raw = select(events).order_by(events.c.content_hash)
-        dump["events"] = [tuple(row)[1:] for row in connection.execute(raw)]
+        for table, order in by_content.items():
+            rows = connection.execute(select(table).order_by(*order))
+            dump[table.name] = [tuple(row)[1:] for row in rows]
     return dump
 
 
@@ -249,7 +274,7 @@ def test_a_group_adds_to_what_is_stored(fresh: Callable[[str], Engine]) -> None:
     _in_groups(engine, items[:5], 5)
     assert (
         _in_groups(engine, items, len(items))
-        == [Outcome.DUPLICATE] * 5 + [Outcome.STORED] * 3 + [Outcome.DUPLICATE] * 2
+        == [Outcome.DUPLICATE] * 5 + [Outcome.STORED] * 5 + [Outcome.DUPLICATE] * 2
     )
     assert _dump(engine) == expected
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,19 +28,24 @@ from collector.api import (
     maturity,
     metrics,
 )
+from collector.api.access import AuthMiddleware
 from collector.api.deps import Services
 from collector.api.errors import (
     ApiError,
     api_error_handler,
     http_error_handler,
     request_validation_handler,
+    store_error_handler,
 )
 from collector.api.responses import JSONResponse
+from collector.auth import AuthHolder
 from collector.detection import Detection
 from collector.evaluator import Evaluator
 from collector.policy import PolicyHolder
+from collector.retention import Retention
 from collector.settings import Settings
 from collector.store.engine import make_engine
+from collector.store.errors import StoreUnavailable
 from collector.store.migrate import upgrade
 from collector.writer import Writer
 
@@ -49,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The collector for these settings; the store is migrated and the writer started at startup."""
 
     policy = PolicyHolder(settings)  # an invalid policy stops the start here
+    auth = AuthHolder(settings)  # so does an invalid token file
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,12 +66,13 @@ def create_app(settings: Settings) -> FastAPI:
         writer = Writer(writer_engine)
         writer.start()
         detection = Detection(engine, writer.write_sync, lambda: policy.current)
-        evaluator = Evaluator(engine, detection, settings.evaluator_interval)
+        retention = Retention(engine, writer.write_sync, settings.retention_days)
+        evaluator = Evaluator(engine, detection, settings.evaluator_interval, retention)
         evaluator.start()
         app.state.services = Services(
             settings=settings, engine=engine, writer=writer, policy=policy, evaluator=evaluator
         )
-        _reload_policy_on_sighup(policy)
+        _reload_on_sighup(policy, auth)
         log.info("store ready: %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
@@ -83,6 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
+    for store_error in (StoreUnavailable, DBAPIError, PoolTimeout):
+        app.add_exception_handler(store_error, store_error_handler)
     for router in (
         lineage_ingest.router,
         marquez.router,
@@ -96,14 +107,22 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(EncodedPathMiddleware)
+    # Inside the ingest metrics, so refused requests are timed and counted as errors too.
+    app.add_middleware(AuthMiddleware, holder=auth, metrics_token=settings.metrics_token)
     app.add_middleware(metrics.IngestMetricsMiddleware)
+    app.state.auth = auth
     return app
 
 
-def _reload_policy_on_sighup(policy: PolicyHolder) -> None:
-    """`kill -HUP` re-reads the policy file (only possible in the main thread's loop)."""
+def _reload_on_sighup(policy: PolicyHolder, auth: AuthHolder) -> None:
+    """`kill -HUP` re-reads the policy and token files (only in the main thread's loop)."""
+
+    def reload() -> None:
+        policy.reload()
+        auth.reload()
+
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, policy.reload)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 class EncodedPathMiddleware:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Connection, Row
 
+from collector.api.access import Caller, require_all_namespaces
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.nodes import split_lookup
@@ -31,11 +32,13 @@ _NODE_FORMS = (
 @router.get("/column-lineage")
 def get_column_lineage(
     app: Annotated[Services, Depends(services)],
+    caller: Caller,
     node_id: Annotated[str, Query(alias="nodeId", min_length=1)],
     depth: Annotated[int, Query(ge=0, le=100)] = 20,
     with_downstream: Annotated[bool, Query(alias="withDownstream")] = False,
 ) -> JSONResponse:
     """The column lineage around a field, a dataset's fields or a job's outputs."""
+    require_all_namespaces(caller, "read the column lineage graph")
     with app.engine.connect() as connection:
         start = _start(connection, node_id)
         found = columns.walk(connection, start, depth=depth, downstream=with_downstream)

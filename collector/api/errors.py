@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from fastapi import Request
@@ -10,6 +11,9 @@ from starlette.exceptions import HTTPException
 
 from collector.api.responses import JSONResponse
 from collector.openlineage import FieldProblem
+from collector.store.errors import RETRY_AFTER_S, is_unavailable, reason
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -51,3 +55,19 @@ async def request_validation_handler(_request: Request, error: Exception) -> JSO
     ]
     message = "; ".join(f"{p.field}: {p.problem}" for p in problems)
     return JSONResponse(error_body(400, message, problems), 400)
+
+
+async def store_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """The store away or busy: 503 with Retry-After, so the client sends the request again
+    (nothing was acknowledged). Any other store fault is a 500 in the same shape."""
+    if is_unavailable(error):
+        log.warning("%s %s: store unavailable: %s", request.method, request.url.path, reason(error))
+        message = (
+            f"the store is unavailable ({reason(error)}); "
+            f"send the request again in {RETRY_AFTER_S} s"
+        )
+        return JSONResponse(
+            error_body(503, message), 503, headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
+    log.error("%s %s failed in the store", request.method, request.url.path, exc_info=error)
+    return JSONResponse(error_body(500, f"the store failed: {reason(error)}"), 500)

@@ -9,6 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Row
 
+from collector.api.access import (
+    Caller,
+    require_namespace,
+    require_namespace_filter,
+    require_role,
+)
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
@@ -31,6 +37,7 @@ class Feedback(BaseModel):
 @router.get("/findings")
 def list_findings(
     app: Annotated[Services, Depends(services)],
+    caller: Caller,
     namespace: str | None = None,
     job: str | None = None,
     dataset: str | None = None,
@@ -41,6 +48,7 @@ def list_findings(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
     """Findings, newest event time first."""
+    require_namespace_filter(caller, namespace, "read findings")
     filters = {
         "namespace": namespace,
         "job": job,
@@ -56,13 +64,15 @@ def list_findings(
 
 @router.post("/findings/{finding_id}/feedback")
 async def feedback(
-    finding_id: int, body: Feedback, app: Annotated[Services, Depends(services)]
+    finding_id: int, body: Feedback, app: Annotated[Services, Depends(services)], caller: Caller
 ) -> JSONResponse:
     """An operator's verdict; a false positive's value goes back into the job's baseline."""
+    require_role(caller, "admin", "give finding feedback")
     with app.engine.connect() as connection:
         row = reads.get_finding(connection, finding_id)
     if row is None:
         raise ApiError(404, f"finding {finding_id} not found")
+    require_namespace(caller, "admin", row.namespace, "give finding feedback")
     await app.writer.write(lambda connection: record_feedback(connection, row, body.verdict))
     with app.engine.connect() as connection:
         updated = reads.get_finding(connection, finding_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from collector.api.access import Caller, require_namespace
 from collector.api.deps import Services, services
 from collector.api.responses import JSONResponse
 from collector.gating import Plan, judge, record
@@ -33,17 +34,23 @@ class PlanIn(BaseModel):
 
 @router.get("/gates/{namespace}/{job}")
 async def gate_known(
-    namespace: str, job: str, app: Annotated[Services, Depends(services)]
+    namespace: str, job: str, app: Annotated[Services, Depends(services)], caller: Caller
 ) -> JSONResponse:
     """Judge the job from what pipewarden knows of it (its latest run)."""
+    require_namespace(caller, "read", unquote(namespace), "ask the gate")
     return await _judge(app, namespace, job, None)
 
 
 @router.post("/gates/{namespace}/{job}")
 async def gate_plan(
-    namespace: str, job: str, plan: PlanIn, app: Annotated[Services, Depends(services)]
+    namespace: str,
+    job: str,
+    plan: PlanIn,
+    app: Annotated[Services, Depends(services)],
+    caller: Caller,
 ) -> JSONResponse:
     """Judge the job on what it declares: the plan's inputs, outputs and SQL."""
+    require_namespace(caller, "read", unquote(namespace), "ask the gate")
     declared = Plan(
         inputs=tuple(Declared(d.namespace, d.name) for d in plan.inputs),
         outputs=tuple(Declared(d.namespace, d.name) for d in plan.outputs),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from collector import kpis
+from collector.api.access import Caller, require_all_namespaces
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
@@ -17,8 +18,11 @@ router = APIRouter(prefix="/api/v1", tags=["kpis"])
 
 @router.get("/kpis")
 async def get_kpis(
-    app: Annotated[Services, Depends(services)], window: str = kpis.DEFAULT_WINDOW
+    app: Annotated[Services, Depends(services)],
+    caller: Caller,
+    window: str = kpis.DEFAULT_WINDOW,
 ) -> JSONResponse:
+    require_all_namespaces(caller, "read the KPIs")
     try:
         kpis.window_of(window)
     except ValueError as error:

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from collector.api.access import Caller, refusal, require_role
 from collector.api.body import read_body
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.responses import JSONResponse
+from collector.auth import Token
 from collector.ingest import Incoming, Outcome, prepare
 from collector.metrics import metrics_of
 from collector.openlineage import EventType, InvalidEvent, RunEvent, json_type
@@ -36,11 +38,15 @@ class BatchResult(BaseModel):
     results: list[ItemResult]
 
 
+FORBIDDEN = "forbidden"
+
+
 @router.post("/lineage", status_code=201, response_model=Stored)
 async def post_lineage(
-    request: Request, app: Annotated[Services, Depends(services)]
+    request: Request, app: Annotated[Services, Depends(services)], caller: Caller
 ) -> JSONResponse:
     """Store one OpenLineage event. A duplicate is stored once and answered 201 again."""
+    require_role(caller, "write", "write events")
     body = await read_body(request, app.settings.max_body_bytes)
     document = decode_json(body)
     if not isinstance(document, dict):
@@ -57,6 +63,10 @@ async def post_lineage(
         raise ApiError(
             422, f"the event breaks the OpenLineage spec: {invalid}", invalid.problems
         ) from None
+    refused = refusal(caller, incoming.event)
+    if refused is not None:
+        counted.count_event(FORBIDDEN, spooled)
+        raise refused
     (outcome,) = await app.writer.submit([incoming])
     counted.count_event("failed" if isinstance(outcome, StoreFailed) else outcome.value, spooled)
     if isinstance(outcome, StoreFailed):
@@ -67,20 +77,22 @@ async def post_lineage(
 
 @router.post("/lineage/batch", response_model=BatchResult)
 async def post_lineage_batch(
-    request: Request, app: Annotated[Services, Depends(services)]
+    request: Request, app: Annotated[Services, Depends(services)], caller: Caller
 ) -> JSONResponse:
     """Store many events: a JSON array, or NDJSON (one event per line).
 
-    Each event is judged on its own: an invalid one is reported and the others stored.
+    Each event is judged on its own: an invalid one, or one in a namespace the token does not
+    cover (`forbidden`), is reported and the others stored.
     """
+    require_role(caller, "write", "write events")
     body = await read_body(request, app.settings.max_body_bytes)
     # Decoding and validating thousands of events is CPU work: keep it off the event loop.
-    checked = await run_in_threadpool(_check_batch, body, app.settings.max_batch_events)
+    checked = await run_in_threadpool(_check_batch, body, app.settings.max_batch_events, caller)
     valid = [(index, item) for index, item in enumerate(checked) if isinstance(item, Incoming)]
     outcomes = await app.writer.submit([incoming for _, incoming in valid]) if valid else []
     _wake_detection(app, [incoming for _, incoming in valid])
     results: list[dict[str, Any]] = [
-        {"index": index, "status": Outcome.INVALID.value, "error": str(item)}
+        {"index": index, "status": _refused_status(item), "error": str(item)}
         for index, item in enumerate(checked)
     ]
     for (index, _), outcome in zip(valid, outcomes, strict=True):
@@ -102,8 +114,10 @@ def _wake_detection(app: Services, stored: list[Incoming]) -> None:
 _ENDS = (EventType.COMPLETE, EventType.FAIL, EventType.ABORT)
 
 
-def _check_batch(body: bytes, limit: int) -> list[Incoming | InvalidEvent | ApiError]:
-    """Each item of the batch validated, or the reason it is invalid."""
+def _check_batch(
+    body: bytes, limit: int, caller: Token
+) -> list[Incoming | InvalidEvent | ApiError]:
+    """Each item of the batch validated and allowed, or the reason it is not."""
     items = split_batch(body)
     if len(items) > limit:
         raise ApiError(413, f"the batch has {len(items)} events; the limit is {limit}")
@@ -112,10 +126,18 @@ def _check_batch(body: bytes, limit: int) -> list[Incoming | InvalidEvent | ApiE
         try:
             if isinstance(document, ApiError):
                 raise document
-            checked.append(prepare(document, raw))
+            incoming = prepare(document, raw)
+            checked.append(refusal(caller, incoming.event) or incoming)
         except (InvalidEvent, ApiError) as error:
             checked.append(error)
     return checked
+
+
+def _refused_status(item: Incoming | InvalidEvent | ApiError) -> str:
+    """An item not stored: `forbidden` when the token may not write it, else `invalid`."""
+    if isinstance(item, ApiError) and item.status == 403:
+        return FORBIDDEN
+    return Outcome.INVALID.value
 
 
 def decode_json(body: bytes, what: str = "the body") -> Any:

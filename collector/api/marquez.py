@@ -15,10 +15,12 @@ import orjson
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Connection, Row
 
+from collector.api.access import Caller, require_all_namespaces, require_namespace
 from collector.api.deps import Services, services
 from collector.api.errors import ApiError
 from collector.api.nodes import split_lookup
 from collector.api.responses import JSONResponse
+from collector.auth import Token
 from collector.lineage import graph
 from collector.openlineage import parse_datetime
 from collector.store import reads
@@ -36,15 +38,23 @@ def _name(encoded: str) -> str:
 
 @router.get("/namespaces")
 def list_namespaces(
-    app: Annotated[Services, Depends(services)], limit: Limit = 100, offset: Offset = 0
+    app: Annotated[Services, Depends(services)],
+    caller: Caller,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> JSONResponse:
+    """The namespaces, only those the token covers."""
+    only = None if caller.all_namespaces else caller.namespaces
     with app.engine.connect() as connection:
-        rows = reads.list_namespaces(connection, limit, offset)
+        rows = reads.list_namespaces(connection, limit, offset, only)
     return JSONResponse({"namespaces": [namespace_json(row) for row in rows]})
 
 
 @router.get("/namespaces/{namespace}")
-def get_namespace(namespace: str, app: Annotated[Services, Depends(services)]) -> JSONResponse:
+def get_namespace(
+    namespace: str, app: Annotated[Services, Depends(services)], caller: Caller
+) -> JSONResponse:
+    _may_read(caller, namespace)
     with app.engine.connect() as connection:
         return JSONResponse(namespace_json(_namespace_or_404(connection, namespace)))
 
@@ -53,9 +63,11 @@ def get_namespace(namespace: str, app: Annotated[Services, Depends(services)]) -
 def list_jobs(
     namespace: str,
     app: Annotated[Services, Depends(services)],
+    caller: Caller,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> JSONResponse:
+    _may_read(caller, namespace)
     with app.engine.connect() as connection:
         _namespace_or_404(connection, namespace)
         rows, total = reads.list_jobs(connection, _name(namespace), limit, offset)
@@ -64,7 +76,10 @@ def list_jobs(
 
 
 @router.get("/namespaces/{namespace}/jobs/{job}")
-def get_job(namespace: str, job: str, app: Annotated[Services, Depends(services)]) -> JSONResponse:
+def get_job(
+    namespace: str, job: str, app: Annotated[Services, Depends(services)], caller: Caller
+) -> JSONResponse:
+    _may_read(caller, namespace)
     with app.engine.connect() as connection:
         row = _job_or_404(connection, namespace, job)
         return JSONResponse(job_json(connection, row))
@@ -75,9 +90,11 @@ def list_runs(
     namespace: str,
     job: str,
     app: Annotated[Services, Depends(services)],
+    caller: Caller,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> JSONResponse:
+    _may_read(caller, namespace)
     with app.engine.connect() as connection:
         row = _job_or_404(connection, namespace, job)
         rows, total = reads.list_runs(connection, row.id, limit, offset)
@@ -86,7 +103,9 @@ def list_runs(
 
 
 @router.get("/jobs/runs/{run_id}")
-def get_run(run_id: str, app: Annotated[Services, Depends(services)]) -> JSONResponse:
+def get_run(
+    run_id: str, app: Annotated[Services, Depends(services)], caller: Caller
+) -> JSONResponse:
     try:
         run_uuid = uuid.UUID(_name(run_id))
     except ValueError:
@@ -95,6 +114,7 @@ def get_run(run_id: str, app: Annotated[Services, Depends(services)]) -> JSONRes
         row = reads.get_run(connection, run_uuid)
         if row is None:
             raise ApiError(404, f"run {run_uuid} not found")
+        require_namespace(caller, "read", row.namespace, "read")
         return JSONResponse(run_json(connection, row))
 
 
@@ -102,9 +122,11 @@ def get_run(run_id: str, app: Annotated[Services, Depends(services)]) -> JSONRes
 def list_datasets(
     namespace: str,
     app: Annotated[Services, Depends(services)],
+    caller: Caller,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> JSONResponse:
+    _may_read(caller, namespace)
     with app.engine.connect() as connection:
         _namespace_or_404(connection, namespace)
         rows, total = reads.list_datasets(connection, _name(namespace), limit, offset)
@@ -114,8 +136,9 @@ def list_datasets(
 
 @router.get("/namespaces/{namespace}/datasets/{dataset}")
 def get_dataset(
-    namespace: str, dataset: str, app: Annotated[Services, Depends(services)]
+    namespace: str, dataset: str, app: Annotated[Services, Depends(services)], caller: Caller
 ) -> JSONResponse:
+    _may_read(caller, namespace)
     with app.engine.connect() as connection:
         row = reads.get_dataset(connection, _name(namespace), _name(dataset))
         if row is None:
@@ -128,10 +151,12 @@ def get_dataset(
 @router.get("/lineage")
 def get_lineage(
     app: Annotated[Services, Depends(services)],
+    caller: Caller,
     node_id: Annotated[str, Query(alias="nodeId", min_length=1)],
     depth: Annotated[int, Query(ge=0, le=100)] = 20,
 ) -> JSONResponse:
     """The lineage graph around a `job:<ns>:<name>` or `dataset:<ns>:<name>` node."""
+    require_all_namespaces(caller, "read the lineage graph")
     with app.engine.connect() as connection:
         kind, row = _node(connection, node_id)
         if kind == "job":
@@ -144,6 +169,7 @@ def get_lineage(
 @router.get("/events/lineage")
 def list_events(
     app: Annotated[Services, Depends(services)],
+    caller: Caller,
     before: datetime | None = None,
     after: datetime | None = None,
     sort_direction: Annotated[Literal["asc", "desc"], Query(alias="sortDirection")] = "desc",
@@ -151,6 +177,7 @@ def list_events(
     offset: Offset = 0,
 ) -> JSONResponse:
     """Raw events as they were received, by event time (a time without offset is UTC)."""
+    require_all_namespaces(caller, "read the raw events")
     with app.engine.connect() as connection:
         payloads, total = reads.list_events(
             connection,
@@ -370,6 +397,10 @@ def _dataset_summary(row: Row[Any]) -> dict[str, Any]:
         "description": row.description,
         "facets": row.facets,
     }
+
+
+def _may_read(caller: Token, namespace: str) -> None:
+    require_namespace(caller, "read", _name(namespace), "read")
 
 
 def _namespace_or_404(connection: Connection, namespace: str) -> Row[Any]:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from collector.api.access import Caller, require_namespace_filter
 from collector.api.deps import Services, services
 from collector.api.responses import JSONResponse
 from collector.maturity import assess
@@ -15,8 +16,9 @@ router = APIRouter(prefix="/api/v1", tags=["gates"])
 
 @router.get("/maturity")
 def maturity(
-    app: Annotated[Services, Depends(services)], namespace: str | None = None
+    app: Annotated[Services, Depends(services)], caller: Caller, namespace: str | None = None
 ) -> JSONResponse:
+    require_namespace_filter(caller, namespace, "read maturity")
     with app.engine.connect() as connection:
         jobs = assess(connection, app.policy.current, namespace)
     return JSONResponse({"jobs": [job.as_json() for job in jobs]})

@@ -53,12 +53,18 @@ class Client:
         path = "/api/v1/lineage"
         return self._deliver(self.request("POST", path, event, {DELIVERY_HEADER: SPOOLED}))
 
-    @staticmethod
-    def _deliver(answer: Answer | None) -> Delivery:
+    def _deliver(self, answer: Answer | None) -> Delivery:
         if answer is None:
             return Delivery.UNREACHABLE
         if 200 <= answer.status < 300:
             return Delivery.ACKNOWLEDGED
+        if answer.status in (401, 403):
+            # The token is wrong, not the event: keep it for when the token is fixed.
+            self.unreachable_reason = (
+                f"{self.url}: HTTP {answer.status}, the collector refused the token "
+                f"(PIPEWARDEN_API_KEY): {_error_message(answer)}"
+            )
+            return Delivery.UNREACHABLE
         if answer.status in (408, 429) or answer.status >= 500:
             return Delivery.UNREACHABLE
         return Delivery.REJECTED
@@ -117,6 +123,14 @@ class Client:
             if self._connection.sock is not None:
                 self._connection.sock.settimeout(timeout)
         return self._connection
+
+
+def _error_message(answer: Answer) -> str:
+    """The `message` of the collector's JSON error, else the start of the body."""
+    try:
+        return str(answer.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return answer.body[:200].decode(errors="replace")
 
 
 def _describe(error: BaseException) -> str:

@@ -30,8 +30,8 @@ class Delivery(Enum):
     """What happened to one event sent to the collector."""
 
     ACKNOWLEDGED = "acknowledged"  # 2xx: stored (or a duplicate of a stored one)
-    REJECTED = "rejected"  # 4xx other than 408/429: sending it again cannot help
-    UNREACHABLE = "unreachable"  # network error, timeout, 5xx, 408, 429: try later
+    REJECTED = "rejected"  # 4xx other than 401/403/408/429: sending it again cannot help
+    UNREACHABLE = "unreachable"  # network error, timeout, 5xx, 408, 429, 401/403: try later
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,13 @@ from collector.store.tables import (
 )
 
 
-def list_namespaces(connection: Connection, limit: int, offset: int) -> Sequence[Row[Any]]:
+def list_namespaces(
+    connection: Connection, limit: int, offset: int, only: Collection[str] | None = None
+) -> Sequence[Row[Any]]:
+    """Namespaces by name; `only` these names when given."""
     query = select(namespaces).order_by(namespaces.c.name).limit(limit).offset(offset)
+    if only is not None:
+        query = query.where(namespaces.c.name.in_(only))
     return connection.execute(query).all()
 
 
@@ -248,19 +253,32 @@ def has_column_lineage(connection: Connection, job_id: int, dataset_id: int) -> 
 
 
 def latest_assertions(connection: Connection, dataset_id: int) -> Sequence[Row[Any]]:
-    """The quality results of the newest run that checked the dataset."""
+    """The quality results of the newest check of the dataset, the latest of each check.
+
+    A check is the newest run that checked the dataset, together with its sibling runs (the
+    same parent run): an orchestrator may check one dataset in several child runs, as
+    dbt-ol's structured-log mode sends one run per dbt test.
+    """
+    checks = quality_assertions.c
     newest = connection.execute(
-        select(quality_assertions.c.run_uuid)
-        .where(quality_assertions.c.dataset_id == dataset_id)
-        .order_by(quality_assertions.c.event_time.desc())
+        select(checks.run_uuid, runs.c.parent_run_uuid)
+        .join(runs, runs.c.uuid == checks.run_uuid)
+        .where(checks.dataset_id == dataset_id)
+        .order_by(checks.event_time.desc())
         .limit(1)
-    ).scalar()
+    ).first()
     if newest is None:
         return []
-    query = select(quality_assertions).where(
-        quality_assertions.c.dataset_id == dataset_id, quality_assertions.c.run_uuid == newest
-    )
-    return connection.execute(query).all()
+    query = select(quality_assertions).where(checks.dataset_id == dataset_id)
+    if newest.parent_run_uuid is None:
+        query = query.where(checks.run_uuid == newest.run_uuid)
+    else:
+        siblings = select(runs.c.uuid).where(runs.c.parent_run_uuid == newest.parent_run_uuid)
+        query = query.where(checks.run_uuid.in_(siblings))
+    latest: dict[tuple[str, str], Row[Any]] = {}
+    for row in sorted(connection.execute(query).all(), key=lambda row: row.event_time):
+        latest[(row.assertion, row.column_name)] = row
+    return list(latest.values())
 
 
 def schema_versions_since(
@@ -380,8 +398,16 @@ def schema_versions_of_run(
 
 
 def run_assertions(connection: Connection, run_uuid: UUID) -> Sequence[Row[Any]]:
+    """The run's quality results, each with its dataset's `dataset_namespace`, `dataset_name`.
+
+    (Labelled: an assertion has a `name` of its own.)
+    """
     query: Select[Any] = (
-        select(quality_assertions, datasets.c.namespace, datasets.c.name)
+        select(
+            quality_assertions,
+            datasets.c.namespace.label("dataset_namespace"),
+            datasets.c.name.label("dataset_name"),
+        )
         .join(datasets, datasets.c.id == quality_assertions.c.dataset_id)
         .where(quality_assertions.c.run_uuid == run_uuid)
     )

@@ -157,6 +157,7 @@ runs = Table(
         postgresql_where=text("detected_at IS NULL"),
     ),
     Index(None, "state", "started_at"),
+    Index(None, "updated_at"),  # retention: runs by the time of their latest event
 )
 
 datasets = Table(
@@ -194,6 +195,7 @@ schema_versions = Table(
     Column("run_uuid", Uuid),
     Index(None, "dataset_id", "event_time"),
     Index(None, "run_uuid"),
+    Index(None, "event_time"),  # retention: versions superseded before the cutoff
 )
 
 run_io = Table(
@@ -340,4 +342,17 @@ expectations = Table(
     Column("centre", Float, nullable=False),
     Column("learning", Boolean, nullable=False),
     Column("season", String),
+)
+
+# What retention removed, per series the metrics count (finished runs by state, gate
+# decisions by decision and mode, schema versions), so those counters never go down.
+removed_totals = Table(
+    "removed_totals",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # run | gate_decision | schema_version
+    Column("namespace", String, primary_key=True),  # of the job, or of the dataset
+    Column("name", String, primary_key=True),
+    Column("outcome", String(16), primary_key=True),  # run state or decision; '' otherwise
+    Column("mode", String(8), primary_key=True),  # a gate decision's mode; '' otherwise
+    Column("removed", BigInteger, nullable=False),
 )
