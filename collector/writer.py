@@ -3,6 +3,7 @@
 Requests hand their validated events to the writer and wait; the writer takes everything
 queued, stores it in one transaction and commits before any of those requests is answered
 (group commit: one fsync for many events, and SQLite's single-writer rule kept by design).
+The events of requests queued one after another are derived together, in one pass.
 If a group fails, each event is retried alone so one bad event cannot sink the others.
 
 When the store is away or busy (connection lost or refused, PostgreSQL restarting, SQLite
@@ -14,6 +15,7 @@ first. A request is only ever told its events are stored after their commit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import queue
 import random
@@ -27,7 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from collector.ingest import Incoming, Outcome, claim_rows, store
+from collector.ingest import Incoming, Outcome, claim_rows, store, store_group
 from collector.store.errors import StoreUnavailable, is_conflict, is_unavailable, reason
 
 log = logging.getLogger(__name__)
@@ -146,7 +148,7 @@ class Writer:
         try:
             with self._engine.begin() as connection:
                 claim_rows(connection, [item for job in group for item in job.items])
-                results = [_perform(connection, job, received_at) for job in group]
+                results = _perform(connection, group, received_at)
         except Exception as error:
             if is_unavailable(error) and not is_conflict(error):
                 log.warning("store unavailable, %d requests refused: %s", len(group), reason(error))
@@ -177,10 +179,31 @@ class Writer:
             return
 
 
-def _perform(connection: Connection, job: _Job, received_at: datetime) -> Any:
-    if job.action is not None:
-        return job.action(connection)
-    return [store(connection, item, received_at) for item in job.items]
+def _perform(connection: Connection, group: Sequence[_Job], received_at: datetime) -> list[Any]:
+    """Each job's result, in order: the events of consecutive requests are stored together,
+    and an action runs after the events queued before it and before those queued after it."""
+    results: list[Any] = []
+    requests: list[_Job] = []  # consecutive requests whose events are not stored yet
+    for job in group:
+        if job.action is None:
+            requests.append(job)
+            continue
+        results += _store_requests(connection, requests, received_at)
+        requests = []
+        results.append(job.action(connection))
+    return results + _store_requests(connection, requests, received_at)
+
+
+def _store_requests(
+    connection: Connection, requests: Sequence[_Job], received_at: datetime
+) -> list[list[Outcome]]:
+    """Several requests' events derived in one pass (`store_group`); each request's outcomes."""
+    if not requests:
+        return []
+    items = [item for job in requests for item in job.items]
+    outcomes = store_group(connection, items, received_at)
+    ends = list(itertools.accumulate(len(job.items) for job in requests))
+    return [outcomes[end - len(job.items) : end] for job, end in zip(requests, ends, strict=True)]
 
 
 def _perform_isolated(connection: Connection, job: _Job, received_at: datetime) -> Any:

@@ -21,11 +21,15 @@ from sqlalchemy import event, func, select
 
 from collector.api.app import create_app
 from collector.auth import create_token
+from collector.ingest import prepare, store_group
 from collector.retention import Retention
 from collector.settings import Settings
+from collector.store.engine import make_engine
+from collector.store.migrate import upgrade
 from collector.store.prune import removed_totals_of
 from collector.store.tables import runs
 from tests.events import dataset, facet, run_event
+from tests.test_store_group import mixed_events
 
 FULL_SCAN = re.compile(r"\bSCAN (\w+)$")
 
@@ -169,6 +173,36 @@ def _one(parameters: Any) -> Any:
     if isinstance(parameters, list):
         return parameters[0]
     return parameters
+
+
+def test_a_group_of_events_uses_indexes(tmp_path: Path) -> None:
+    """`store_group` over many events (new rows, then the same rows again) is indexed too."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'group.db'}", writer=True)
+    upgrade(engine)
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    received_at = datetime.now(UTC)
+    documents = mixed_events()
+    for group in (documents[:4], documents[4:]):
+        with engine.begin() as connection:
+            store_group(connection, [prepare(document) for document in group], received_at)
+    event.remove(engine, "before_cursor_execute", record)
+    scans = []
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", _one(parameters))
+            scans += [(row.detail, statement) for row in plan if FULL_SCAN.search(row.detail)]
+    engine.dispose()
+    updated = {
+        statement.split()[1] for statement, _ in statements if statement.startswith("UPDATE")
+    }
+    assert {"jobs", "datasets", "runs"} <= updated
+    assert scans == []
 
 
 def test_a_scoped_tokens_namespace_list_uses_the_index(tmp_path: Path) -> None:

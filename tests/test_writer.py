@@ -4,18 +4,24 @@ commit with a retryable error instead of failing or hanging.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 
-from collector.ingest import Outcome, prepare
+from collector import writer as writer_module
+from collector.ingest import Incoming, Outcome, prepare
 from collector.store.engine import make_engine
 from collector.store.errors import StoreUnavailable
 from collector.store.migrate import upgrade
+from collector.store.tables import events, runs
 from collector.writer import Writer
 from tests.conftest import count_events
 from tests.events import run_event
@@ -82,3 +88,91 @@ def test_a_locked_sqlite_store_refuses_with_a_retryable_error(tmp_path: Path) ->
         other.close()
         writer.stop()
         engine.dispose()
+
+
+@contextmanager
+def _held(writer: Writer) -> Iterator[None]:
+    """The writer busy with another write until the block ends: what is submitted meanwhile
+    is queued, and taken as one group once the block ends."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(_connection: Connection) -> None:
+        inside.set()
+        assert release.wait(WAIT_S)
+
+    held = threading.Thread(target=writer.write_sync, args=(hold,))
+    held.start()
+    assert inside.wait(WAIT_S)
+    try:
+        yield
+    finally:
+        release.set()
+        held.join(WAIT_S)
+
+
+@pytest.fixture
+def group_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of events of each `store_group` call the writer makes (the real one runs)."""
+    sizes: list[int] = []
+    real = writer_module.store_group
+
+    def counted(connection: Connection, items: Sequence[Incoming], at: datetime) -> list[Outcome]:
+        sizes.append(len(items))
+        return real(connection, items, at)
+
+    monkeypatch.setattr(writer_module, "store_group", counted)
+    return sizes
+
+
+def _run_state(store: Engine, run_id: str) -> str:
+    with store.connect() as connection:
+        query = select(runs.c.state).where(runs.c.uuid == uuid.UUID(run_id))
+        return str(connection.execute(query).scalar_one())
+
+
+def test_requests_queued_together_are_stored_in_one_pass_each_with_its_outcomes(
+    writer: Writer, store: Engine, group_sizes: list[int]
+) -> None:
+    run_id = str(uuid.uuid4())
+    start = prepare(run_event("START", run_id=run_id))
+    complete = prepare(run_event("COMPLETE", run_id=run_id, event_time="2024-05-01T02:05:00Z"))
+    other = prepare(run_event("START", job="customers_daily"))
+    with _held(writer):
+        first = writer.submit_nowait([start, other])
+        second = writer.submit_nowait([start, complete])  # `start` again: a duplicate
+        third = writer.submit_nowait([other])
+    assert first.result(WAIT_S) == [Outcome.STORED, Outcome.STORED]
+    assert second.result(WAIT_S) == [Outcome.DUPLICATE, Outcome.STORED]
+    assert third.result(WAIT_S) == [Outcome.DUPLICATE]
+    assert group_sizes == [5]
+    assert count_events(store) == 3
+    assert _run_state(store, run_id) == "COMPLETED"
+
+
+def test_a_write_queued_between_requests_sees_the_events_queued_before_it_only(
+    writer: Writer, store: Engine, group_sizes: list[int]
+) -> None:
+    run_id = str(uuid.uuid4())
+    seen: list[tuple[int, str]] = []
+
+    def look(connection: Connection) -> None:
+        stored = connection.execute(select(func.count()).select_from(events)).scalar_one()
+        state = connection.execute(select(runs.c.state)).scalar_one()
+        seen.append((stored, state))
+
+    async def queue_in_order() -> None:
+        with _held(writer):
+            started = writer.submit_nowait([prepare(run_event("START", run_id=run_id))])
+            looked = asyncio.ensure_future(writer.write(look))
+            await asyncio.sleep(0)  # the write is queued, after the first request
+            completed = writer.submit_nowait(
+                [prepare(run_event("COMPLETE", run_id=run_id, event_time="2024-05-01T03:00:00Z"))]
+            )
+        await looked
+        assert started.result(WAIT_S) == [Outcome.STORED]
+        assert completed.result(WAIT_S) == [Outcome.STORED]
+
+    asyncio.run(queue_in_order())
+    assert seen == [(1, "RUNNING")]
+    assert group_sizes == [1, 1]
+    assert _run_state(store, run_id) == "COMPLETED"

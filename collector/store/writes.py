@@ -6,13 +6,14 @@ raw row and everything derived from it commit together or not at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Table, and_, delete, func, select, text, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,7 +25,6 @@ from collector.store.tables import (
     expectations,
     findings,
     job_io,
-    jobs,
     namespaces,
     quality_assertions,
     run_io,
@@ -72,21 +72,8 @@ def _bucket(key: str) -> int:
     return int.from_bytes(digest, "big") % CLAIM_BUCKETS
 
 
-def insert_event(connection: Connection, values: Mapping[str, Any]) -> bool:
-    """Insert a raw event; False when the same event (by content or run transition) exists."""
-    statement = (
-        _insert(connection, events).values(**values).on_conflict_do_nothing().returning(events.c.id)
-    )
-    return connection.execute(statement).first() is not None
-
-
 def ensure_namespace(connection: Connection, name: str, at: datetime) -> None:
-    statement = (
-        _insert(connection, namespaces)
-        .values(name=name, created_at=at, updated_at=at)
-        .on_conflict_do_nothing()
-    )
-    connection.execute(statement)
+    ensure_namespaces(connection, {name: at})
 
 
 def lock_or_create(
@@ -112,13 +99,6 @@ def lock_or_create(
     return connection.execute(query).one(), created is not None
 
 
-def lock_job(
-    connection: Connection, namespace: str, name: str, values: Mapping[str, Any]
-) -> tuple[Row[Any], bool]:
-    key = (jobs.c.namespace == namespace, jobs.c.name == name)
-    return lock_or_create(connection, jobs, key, {"namespace": namespace, "name": name, **values})
-
-
 def lock_dataset(
     connection: Connection, namespace: str, name: str, values: Mapping[str, Any]
 ) -> tuple[Row[Any], bool]:
@@ -128,17 +108,170 @@ def lock_dataset(
     )
 
 
-def lock_run(
-    connection: Connection, uuid: UUID, values: Mapping[str, Any]
-) -> tuple[Row[Any], bool]:
-    return lock_or_create(connection, runs, (runs.c.uuid == uuid,), {"uuid": uuid, **values})
-
-
 def update_row(
     connection: Connection, table: Table, key: ColumnElement[bool], **values: Any
 ) -> None:
     if values:
         connection.execute(update(table).where(key).values(**values))
+
+
+# --- a group of events: each statement built once, run once per group ------------------
+
+# Keys per statement: enough to use the indexes, few enough for any backend's limits.
+CHUNK = 500
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for first in range(0, len(values), CHUNK):
+        yield values[first : first + CHUNK]
+
+
+@functools.cache
+def _insert_into(dialect: str, table: Table) -> Any:
+    """INSERT for a table in the backend's dialect (both say ON CONFLICT the same way)."""
+    return postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+
+
+@functools.cache
+def _insert_new(dialect: str, table: Table, returning: tuple[str, ...]) -> Any:
+    statement = _insert_into(dialect, table).on_conflict_do_nothing()
+    return statement.returning(*(table.c[name] for name in returning))
+
+
+def insert_events(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert raw events, in order; the content hashes of those stored.
+
+    An event whose content or run transition is already stored (or comes earlier in `rows`)
+    is left out, so a hash repeated in `rows` was stored at its first place only.
+    """
+    if not rows:
+        return set()
+    statement = _insert_new(connection.dialect.name, events, ("content_hash",))
+    return {row.content_hash for row in connection.execute(statement, list(rows))}
+
+
+def insert_new(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    returning: tuple[str, ...],
+) -> list[Row[Any]]:
+    """Insert rows (all with the same columns), in order; `returning` of those inserted.
+
+    A row another writer inserted first is skipped: the caller locks and updates it instead.
+    """
+    if not rows:
+        return []
+    statement = _insert_new(connection.dialect.name, table, returning)
+    return list(connection.execute(statement, list(rows)))
+
+
+@functools.cache
+def _update_by_key(table: Table, key: tuple[str, ...]) -> Any:
+    return update(table).where(*(table.c[name] == bindparam(f"key_{name}") for name in key))
+
+
+def update_rows(
+    connection: Connection, table: Table, key: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Update rows found by `key`: each row gives `key_<column>` and the same columns to set."""
+    if rows:
+        connection.execute(_update_by_key(table, key), list(rows))
+
+
+@functools.cache
+def _named_query(table: Table) -> Any:
+    return (
+        select(table)
+        .where(
+            table.c.namespace == bindparam("namespace"),
+            table.c.name.in_(bindparam("names", expanding=True)),
+        )
+        .order_by(table.c.name)
+        .with_for_update()
+    )
+
+
+def lock_named(
+    connection: Connection, table: Table, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Row[Any]]:
+    """The stored jobs or datasets (`table`) of these (namespace, name) keys, locked."""
+    names: dict[str, list[str]] = {}
+    for namespace, name in keys:
+        names.setdefault(namespace, []).append(name)
+    found: dict[tuple[str, str], Row[Any]] = {}
+    for namespace in sorted(names):
+        for chunk in _chunks(sorted(names[namespace])):
+            query = {"namespace": namespace, "names": list(chunk)}
+            for row in connection.execute(_named_query(table), query):
+                found[(row.namespace, row.name)] = row
+    return found
+
+
+_RUNS_QUERY = (
+    select(runs)
+    .where(runs.c.uuid.in_(bindparam("uuids", expanding=True)))
+    .order_by(runs.c.uuid)
+    .with_for_update()
+)
+_RUN_IO_QUERY = (
+    select(run_io)
+    .where(run_io.c.run_uuid.in_(bindparam("uuids", expanding=True)))
+    .order_by(run_io.c.run_uuid, run_io.c.dataset_id, run_io.c.direction)
+    .with_for_update()
+)
+
+
+def lock_runs(connection: Connection, keys: Iterable[tuple[UUID]]) -> dict[tuple[UUID], Row[Any]]:
+    """The stored runs of these (uuid,) keys, locked."""
+    found: dict[tuple[UUID], Row[Any]] = {}
+    for chunk in _chunks(sorted({uuid for (uuid,) in keys})):
+        for row in connection.execute(_RUNS_QUERY, {"uuids": list(chunk)}):
+            found[(row.uuid,)] = row
+    return found
+
+
+def lock_run_io(
+    connection: Connection, keys: Iterable[tuple[UUID, int, str]]
+) -> dict[tuple[UUID, int, str], Row[Any]]:
+    """Every stored use of a dataset by the runs these keys name, locked, by key."""
+    found: dict[tuple[UUID, int, str], Row[Any]] = {}
+    for chunk in _chunks(sorted({uuid for uuid, _, _ in keys})):
+        for row in connection.execute(_RUN_IO_QUERY, {"uuids": list(chunk)}):
+            found[(row.run_uuid, row.dataset_id, row.direction)] = row
+    return found
+
+
+@functools.cache
+def _ensure_namespaces(dialect: str) -> Any:
+    return _insert_into(dialect, namespaces).on_conflict_do_nothing()
+
+
+def ensure_namespaces(connection: Connection, first_seen: Mapping[str, datetime]) -> None:
+    """Create the namespaces not stored yet, each as first seen at its time."""
+    rows = [{"name": name, "created_at": at, "updated_at": at} for name, at in first_seen.items()]
+    if rows:
+        connection.execute(_ensure_namespaces(connection.dialect.name), rows)
+
+
+@functools.cache
+def _touch_job_io(dialect: str) -> Any:
+    statement = _insert_into(dialect, job_io)
+    return statement.on_conflict_do_update(
+        index_elements=["job_id", "dataset_id", "direction"],
+        set_={"last_seen": statement.excluded.last_seen},
+        where=job_io.c.last_seen < statement.excluded.last_seen,
+    )
+
+
+def touch_job_io(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record that jobs read or wrote datasets, keeping each pair's newest time.
+
+    One row per (job_id, dataset_id, direction): PostgreSQL refuses to update a row twice
+    in one statement.
+    """
+    if rows:
+        connection.execute(_touch_job_io(connection.dialect.name), list(rows))
 
 
 def record_schema(
@@ -208,39 +341,6 @@ def record_schema(
     )
 
 
-def lock_run_io(
-    connection: Connection, run_uuid: UUID, dataset_id: int, direction: str
-) -> Row[Any]:
-    """A run's use of a dataset, locked, created empty if new."""
-    key = (
-        run_io.c.run_uuid == run_uuid,
-        run_io.c.dataset_id == dataset_id,
-        run_io.c.direction == direction,
-    )
-    values = {
-        "run_uuid": run_uuid,
-        "dataset_id": dataset_id,
-        "direction": direction,
-        "facets": {},
-        "facet_times": {},
-    }
-    return lock_or_create(connection, run_io, key, values)[0]
-
-
-def touch_job_io(
-    connection: Connection, job_id: int, dataset_id: int, direction: str, at: datetime
-) -> None:
-    statement = _insert(connection, job_io).values(
-        job_id=job_id, dataset_id=dataset_id, direction=direction, last_seen=at
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["job_id", "dataset_id", "direction"],
-        set_={"last_seen": statement.excluded.last_seen},
-        where=job_io.c.last_seen < statement.excluded.last_seen,
-    )
-    connection.execute(statement)
-
-
 def replace_column_edges(
     connection: Connection,
     job_id: int,
@@ -275,15 +375,22 @@ def replace_column_edges(
     return True
 
 
-def upsert_assertions(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if not rows:
-        return
-    statement = _insert(connection, quality_assertions)
-    statement = statement.on_conflict_do_update(
+@functools.cache
+def _upsert_assertions(dialect: str) -> Any:
+    statement = _insert_into(dialect, quality_assertions)
+    return statement.on_conflict_do_update(
         index_elements=["run_uuid", "dataset_id", "assertion", "column_name"],
         set_={"success": statement.excluded.success, "event_time": statement.excluded.event_time},
     )
-    connection.execute(statement, list(rows))
+
+
+def upsert_assertions(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store check results; a check already stored for the run takes the new result.
+
+    One row per (run_uuid, dataset_id, assertion, column_name), as for `touch_job_io`.
+    """
+    if rows:
+        connection.execute(_upsert_assertions(connection.dialect.name), list(rows))
 
 
 def add_finding(connection: Connection, values: Mapping[str, Any]) -> bool:
