@@ -125,7 +125,9 @@ def _wait_until_judged(port: int, runs: int, timeout: float = 3600) -> None:
             for line in text.splitlines()
             if line.startswith("pipewarden_runs_total{")
         )
-        backlog = [line for line in text.splitlines() if line.startswith("pipewarden_backlog")]
+        backlog = [
+            line for line in text.splitlines() if line.startswith("pipewarden_runs_awaiting_")
+        ]
         pending = sum(float(line.rsplit(" ", 1)[1]) for line in backlog)
         if finished >= runs and pending == 0:
             return

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, and_, func, select
 
 from collector import kpis
+from collector.store import reads
 from collector.store.prune import removed_totals_of
 from collector.store.tables import (
     column_edges,
@@ -187,6 +188,12 @@ class StoreCollector(Collector):
             with_columns = (
                 c.execute(select(func.count(func.distinct(column_edges.c.job_id)))).scalar() or 0
             )
+            waiting = GaugeMetricFamily(
+                "pipewarden_runs_awaiting_judgement",
+                "Finished runs the detectors have not judged yet (the evaluator's backlog).",
+            )
+            waiting.add_metric([], reads.count_undetected_runs(c))
+            yield waiting
             jobs_gauge = GaugeMetricFamily("pipewarden_jobs", "Jobs known to the collector.")
             jobs_gauge.add_metric([], total)
             yield jobs_gauge

@@ -330,6 +330,12 @@ def undetected_runs(connection: Connection, limit: int) -> Sequence[Row[Any]]:
     return connection.execute(query).all()
 
 
+def count_undetected_runs(connection: Connection) -> int:
+    """How many finished runs wait for the detectors (the evaluator's backlog)."""
+    query = select(func.count()).where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+    return int(connection.execute(query).scalar_one())
+
+
 def running_runs(connection: Connection) -> Sequence[Row[Any]]:
     query = (
         select(runs, jobs.c.namespace, jobs.c.name.label("job_name"))
