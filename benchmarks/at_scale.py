@@ -29,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 import harness
+from prometheus_client.parser import text_string_to_metric_families
 
 BATCH_TARGET = 20_000
 GATE_P99_TARGET_MS = 25.0
@@ -119,17 +120,10 @@ def _wait_until_judged(port: int, runs: int, timeout: float = 3600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
-            text = answer.read().decode()
-        finished = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("pipewarden_runs_total{")
-        )
-        backlog = [
-            line for line in text.splitlines() if line.startswith("pipewarden_runs_awaiting_")
-        ]
-        pending = sum(float(line.rsplit(" ", 1)[1]) for line in backlog)
-        if finished >= runs and pending == 0:
+            families = {f.name: f for f in text_string_to_metric_families(answer.read().decode())}
+        finished = sum(sample.value for sample in families["pipewarden_runs"].samples)
+        waiting = families["pipewarden_runs_awaiting_judgement"].samples[0].value
+        if finished >= runs and waiting == 0:
             return
         time.sleep(2)
     raise RuntimeError(f"not everything was judged within {timeout} s")
