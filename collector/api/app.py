@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
@@ -51,6 +52,10 @@ from collector.store.migrate import upgrade
 from collector.writer import Writer
 
 log = logging.getLogger(__name__)
+# Reads, gates and batch validation run in worker threads, which share one GIL: more of them
+# at once only take turns more often (8 concurrent gate calls: p99 70 ms with anyio's 40
+# threads, 37 ms with 2). Two keep one thread free while a slow request holds the other.
+WORKER_THREADS = 2
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -61,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         engine = make_engine(settings.database_url)
         writer_engine = make_engine(settings.database_url, writer=True)
         upgrade(writer_engine)
