@@ -87,9 +87,8 @@ def count_runs(connection: Connection, cutoff: datetime) -> RunsRemoved:
         query = select(func.count()).select_from(table).where(table.c.run_uuid.in_(removable))
         return int(connection.execute(query).scalar_one())
 
-    total = select(func.count()).select_from(_removable_runs(cutoff).subquery())
     return RunsRemoved(
-        runs=int(connection.execute(total).scalar_one()),
+        runs=_count(connection, _removable_runs(cutoff)),
         events=rows(events),
         run_io=rows(run_io),
         assertions=rows(quality_assertions),
@@ -98,13 +97,7 @@ def count_runs(connection: Connection, cutoff: datetime) -> RunsRemoved:
 
 def remove_runs(connection: Connection, cutoff: datetime, limit: int) -> RunsRemoved:
     """Remove up to `limit` old runs, oldest first, with their raw events and what they used."""
-    picked = (
-        _removable_runs(cutoff)
-        .order_by(runs.c.updated_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    uuids = list(connection.execute(picked).scalars())
+    uuids = _pick(connection, _removable_runs(cutoff).order_by(runs.c.updated_at), limit)
     if not uuids:
         return RunsRemoved()
     removed_io = connection.execute(delete(run_io).where(run_io.c.run_uuid.in_(uuids))).rowcount
@@ -139,8 +132,7 @@ def _removable_events(cutoff: datetime) -> Select[Any]:
 
 
 def count_other_events(connection: Connection, cutoff: datetime) -> int:
-    query = select(func.count()).select_from(_removable_events(cutoff).subquery())
-    return int(connection.execute(query).scalar_one())
+    return _count(connection, _removable_events(cutoff))
 
 
 def remove_other_events(connection: Connection, cutoff: datetime, limit: int) -> int:
@@ -149,8 +141,7 @@ def remove_other_events(connection: Connection, cutoff: datetime, limit: int) ->
     In no particular order: SQLite finds them by the run index (no run), and sorting them
     all by time for each batch would cost more than it tells.
     """
-    picked = _removable_events(cutoff).limit(limit).with_for_update(skip_locked=True)
-    ids = list(connection.execute(picked).scalars())
+    ids = _pick(connection, _removable_events(cutoff), limit)
     if not ids:
         return 0
     return int(connection.execute(delete(events).where(events.c.id.in_(ids))).rowcount)
@@ -175,18 +166,13 @@ def _superseded_versions(cutoff: datetime) -> Select[Any]:
 
 
 def count_schema_versions(connection: Connection, cutoff: datetime) -> int:
-    query = select(func.count()).select_from(_superseded_versions(cutoff).subquery())
-    return int(connection.execute(query).scalar_one())
+    return _count(connection, _superseded_versions(cutoff))
 
 
 def remove_schema_versions(connection: Connection, cutoff: datetime, limit: int) -> int:
-    picked = (
-        _superseded_versions(cutoff)
-        .order_by(schema_versions.c.event_time)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    ids = _pick(
+        connection, _superseded_versions(cutoff).order_by(schema_versions.c.event_time), limit
     )
-    ids = list(connection.execute(picked).scalars())
     if not ids:
         return 0
     gone = connection.execute(
@@ -220,18 +206,11 @@ def _closed_findings(cutoff: datetime) -> Select[Any]:
 
 
 def count_findings(connection: Connection, cutoff: datetime) -> int:
-    query = select(func.count()).select_from(_closed_findings(cutoff).subquery())
-    return int(connection.execute(query).scalar_one())
+    return _count(connection, _closed_findings(cutoff))
 
 
 def remove_findings(connection: Connection, cutoff: datetime, limit: int) -> int:
-    picked = (
-        _closed_findings(cutoff)
-        .order_by(findings.c.event_time)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(connection.execute(picked).scalars())
+    ids = _pick(connection, _closed_findings(cutoff).order_by(findings.c.event_time), limit)
     if not ids:
         return 0
     return int(connection.execute(delete(findings).where(findings.c.id.in_(ids))).rowcount)
@@ -260,18 +239,13 @@ def _old_decisions(cutoff: datetime, keep: int) -> Select[Any]:
 
 
 def count_decisions(connection: Connection, cutoff: datetime, keep: int) -> int:
-    query = select(func.count()).select_from(_old_decisions(cutoff, keep).subquery())
-    return int(connection.execute(query).scalar_one())
+    return _count(connection, _old_decisions(cutoff, keep))
 
 
 def remove_decisions(connection: Connection, cutoff: datetime, keep: int, limit: int) -> int:
-    picked = (
-        _old_decisions(cutoff, keep)
-        .order_by(gate_decisions.c.decided_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    ids = _pick(
+        connection, _old_decisions(cutoff, keep).order_by(gate_decisions.c.decided_at), limit
     )
-    ids = list(connection.execute(picked).scalars())
     if not ids:
         return 0
     gone = connection.execute(
@@ -286,6 +260,18 @@ def remove_decisions(connection: Connection, cutoff: datetime, keep: int, limit:
     ).all()
     _add_removed(connection, "gate_decision", Counter(tuple(row) for row in gone))
     return len(gone)
+
+
+def _count(connection: Connection, removable: Select[Any]) -> int:
+    """How many rows a query of removable rows selects."""
+    query = select(func.count()).select_from(removable.subquery())
+    return int(connection.execute(query).scalar_one())
+
+
+def _pick(connection: Connection, removable: Select[Any], limit: int) -> list[Any]:
+    """The ids of the next batch to remove, skipping rows another transaction holds."""
+    picked = removable.limit(limit).with_for_update(skip_locked=True)
+    return list(connection.execute(picked).scalars())
 
 
 # --- what was removed, for counters ---------------------------------------------------
