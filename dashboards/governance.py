@@ -11,11 +11,11 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
     HALF,
-    RUNS,
+    NS,
     Query,
     bars_panel,
     dashboard,
-    label_variable,
+    namespace_variable,
     row,
     series_panel,
     stat_panel,
@@ -23,7 +23,6 @@ from dashboards.panels import (
 )
 
 UID = "pipewarden-governance"
-NS = 'namespace=~"$namespace"'
 DECISIONS = "pipewarden_gate_decisions_total"
 
 
@@ -34,11 +33,7 @@ def build() -> Dashboard:
             "pipewarden / Governance",
             "Is it safe to enforce? Gate decisions, schema changes and lineage coverage.",
         )
-        .with_variable(
-            label_variable(
-                "namespace", "Namespace", f"label_values({RUNS}, namespace)", include_all=True
-            )
-        )
+        .with_variable(namespace_variable(include_all=True))
         .with_row(row(1, "Readiness to enforce"))
         .with_panel(
             stat_panel(

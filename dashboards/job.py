@@ -10,10 +10,12 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
     FULL,
+    NS,
     RUNS,
     Query,
     dashboard,
     label_variable,
+    namespace_variable,
     row,
     series_panel,
     shade_band,
@@ -22,22 +24,18 @@ from dashboards.panels import (
 )
 
 UID = "pipewarden-job"
-JOB = 'namespace=~"$namespace", pipeline=~"$job"'
+JOB = f'{NS}, pipeline=~"$job"'
 
 
 def build() -> Dashboard:
     return (
         dashboard(UID, "pipewarden / Job detail", "One job: its runs against what is expected.")
-        .with_variable(
-            label_variable(
-                "namespace", "Namespace", f"label_values({RUNS}, namespace)", include_all=False
-            )
-        )
+        .with_variable(namespace_variable(include_all=False))
         .with_variable(
             label_variable(
                 "job",
                 "Job",
-                f'label_values({RUNS}{{namespace=~"$namespace"}}, pipeline)',
+                f"label_values({RUNS}{{{NS}}}, pipeline)",
                 include_all=False,
             )
         )

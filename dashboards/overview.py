@@ -9,11 +9,11 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
-    RUNS,
+    NS,
     Query,
     bars_panel,
     dashboard,
-    label_variable,
+    namespace_variable,
     row,
     series_panel,
     stat_panel,
@@ -21,17 +21,12 @@ from dashboards.panels import (
 )
 
 UID = "pipewarden-overview"
-NS = 'namespace=~"$namespace"'
 
 
 def build() -> Dashboard:
     return (
         dashboard(UID, "pipewarden / Overview", "Fleet health and the KPIs over the last 7 days.")
-        .with_variable(
-            label_variable(
-                "namespace", "Namespace", f"label_values({RUNS}, namespace)", include_all=True
-            )
-        )
+        .with_variable(namespace_variable(include_all=True))
         .with_row(row(1, "Fleet health"))
         .with_panel(stat_panel(2, "Jobs", "short", Query("max(pipewarden_jobs)")))
         .with_panel(

@@ -36,6 +36,8 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAGS = ["pipewarden"]
 # A job's runs are the series that name every job: the variables list their labels.
 RUNS = "pipewarden_runs_total"
+# NS: the selector of the `namespace` variable every dashboard has.
+NS = 'namespace=~"$namespace"'
 # Where a panel sits: full width is 24 grid units.
 QUARTER, HALF, FULL = 6, 12, 24
 
@@ -90,6 +92,13 @@ def label_variable(name: str, label: str, query: str, *, include_all: bool) -> Q
     if include_all:
         variable = variable.include_all(True).all_value(".*")
     return variable
+
+
+def namespace_variable(*, include_all: bool) -> QueryVariable:
+    """The `namespace` variable: the namespaces of the jobs that reported runs."""
+    return label_variable(
+        "namespace", "Namespace", f"label_values({RUNS}, namespace)", include_all=include_all
+    )
 
 
 def row(panel_id: int, title: str) -> Row:
