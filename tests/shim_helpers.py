@@ -261,3 +261,19 @@ def spooled(spool: Path) -> list[Path]:
 def shim_facet(event: Mapping[str, Any]) -> dict[str, Any]:
     facet: dict[str, Any] = event["run"]["facets"]["pipewarden_shim"]
     return facet
+
+
+@contextlib.contextmanager
+def collector_told_the_demo(directory: Path, policy: Path) -> Iterator[tuple[Collector, Result]]:
+    """A real collector with the demo's `policy`, after `pipewarden demo --url` told it the
+    story (its scripts' files in `directory/files`); yields the collector and the demo's output."""
+    with running_collector(
+        directory, PIPEWARDEN_POLICY=str(policy), PIPEWARDEN_EVALUATOR_INTERVAL="1"
+    ) as collector:
+        told = pipewarden(
+            ["demo", "--url", collector.url, "--dir", str(directory / "files")],
+            clean_env(),
+            timeout=300,
+        )
+        assert told.returncode == 0, told.out + told.err
+        yield collector, told

@@ -28,11 +28,10 @@ from collector.demo.runner import free_namespace
 from gates.policy import parse_policy
 from tests.shim_helpers import (
     clean_env,
+    collector_told_the_demo,
     finish,
     get_json,
-    pipewarden,
     read_until,
-    running_collector,
     start_pipewarden,
 )
 
@@ -81,15 +80,7 @@ def test_the_embedded_demo_tells_the_whole_story_and_serves_until_ctrl_c(tmp_pat
 
 @pytest.mark.e2e
 def test_the_demo_tells_the_story_to_a_running_collector_again_and_again(tmp_path: Path) -> None:
-    with running_collector(
-        tmp_path, PIPEWARDEN_POLICY=str(policy_path()), PIPEWARDEN_EVALUATOR_INTERVAL="1"
-    ) as collector:
-        done = pipewarden(
-            ["demo", "--url", collector.url, "--dir", str(tmp_path / "files")],
-            clean_env(),
-            timeout=300,
-        )
-        assert done.returncode == 0, done.out + done.err
+    with collector_told_the_demo(tmp_path, policy_path()) as (collector, done):
         assert "(namespace demo)" in done.out
         _assert_story(collector.url, "demo", tmp_path / "files")
         # A second demo there would tell its story in a namespace of its own.

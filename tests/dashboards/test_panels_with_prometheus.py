@@ -21,7 +21,7 @@ import pytest
 from collector.demo import policy_path
 from tests.dashboards.lint import expressions
 from tests.prometheus import DEADLINE, poll, running_prometheus
-from tests.shim_helpers import Collector, clean_env, pipewarden, running_collector
+from tests.shim_helpers import Collector, collector_told_the_demo
 
 GENERATED = Path(__file__).parents[2] / "dashboards" / "generated"
 # The scrape interval is 1 s: a window of 30 s holds enough samples for rate and increase.
@@ -46,15 +46,7 @@ def panel_queries() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collector, str]]:
     directory = tmp_path_factory.mktemp("stack")
-    with running_collector(
-        directory, PIPEWARDEN_POLICY=str(policy_path()), PIPEWARDEN_EVALUATOR_INTERVAL="1"
-    ) as collector:
-        told = pipewarden(
-            ["demo", "--url", collector.url, "--dir", str(directory / "files")],
-            clean_env(),
-            timeout=300,
-        )
-        assert told.returncode == 0, told.out + told.err
+    with collector_told_the_demo(directory, policy_path()) as (collector, _):
         rules = [GENERATED / "prometheus" / "pipewarden.rules.yaml"]
         target = collector.url.removeprefix("http://")
         with running_prometheus(directory, target, rules) as prometheus:
