@@ -84,8 +84,11 @@ async def _unauthorized(send: Send, presented: bool) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def caller(request: Request) -> Token:
-    """The token the middleware authenticated (fails closed if it did not run)."""
+async def caller(request: Request) -> Token:
+    """The token the middleware authenticated (fails closed if it did not run).
+
+    Async, as is every dependency here: FastAPI runs a plain function in a worker thread.
+    """
     found = request.scope.get(SCOPE_KEY)
     if not isinstance(found, Token):
         raise ApiError(401, "this endpoint needs a token: send Authorization: Bearer <token>")

@@ -22,6 +22,7 @@ class Services:
     evaluator: Evaluator
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """Async so FastAPI calls it on the event loop, not in a worker thread."""
     found: Services = request.app.state.services
     return found
