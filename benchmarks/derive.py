@@ -94,7 +94,7 @@ def _empty(engine: Engine) -> None:
 
 
 def _insert_raw(connection: Connection, items: Sequence[Incoming], received_at: datetime) -> None:
-    rows = [ingest.event_row(item, received_at) for item in items]
+    rows = [ingest.event_row(item, received_at, derived=True) for item in items]
     connection.execute(insert(events), rows)
 
 

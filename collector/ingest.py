@@ -1,17 +1,18 @@
 """From a decoded OpenLineage event to stored facts: validate → dedupe → store → derive.
 
-`prepare` is pure CPU work (validation, hashing) done before the writer is involved;
-`store_group` (or `store` for one event) runs inside the writer's transaction, so the raw
-events and everything derived from them are committed together. Derivation depends on
+`prepare` is pure CPU work (validation, hashing) done before the writer is involved. The
+writer commits the raw events with `store_pending` before anyone is told they are stored,
+and derives from them (`derive_pending`) in later transactions, many events at a time;
+`store_group` (or `store` for one event) does both in one transaction. Derivation depends on
 event time only, never on arrival order: COMPLETE before START, or a late START, ends in
-the same state as in order, and a group of events ends as they would one by one.
-"""
+the same state as in order, and a group of events ends as they would one by one."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import itertools
+import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from collector.openlineage import (
     EventType,
     InputDataset,
     InputField,
+    InvalidEvent,
     Job,
     JobEvent,
     OutputDataset,
@@ -41,6 +43,8 @@ from collector.openlineage import (
 )
 from collector.store import writes
 from collector.store.tables import datasets, jobs, run_io, runs
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -121,25 +125,72 @@ def store_group(
     group instead of a few dozen per event: each row the events change is read (locked)
     once, changed in memory by every event in turn, and written once.
     """
-    rows = [event_row(item, received_at) for item in items]
-    inserted = writes.insert_events(connection, rows)
-    outcomes: list[Outcome] = []
-    plan = _Plan()
-    for item, row in zip(items, rows, strict=True):
-        if row["content_hash"] in inserted:
-            inserted.discard(row["content_hash"])  # a repeat later in the group is a duplicate
-            plan.add(item)
-            outcomes.append(Outcome.STORED)
-        else:
-            outcomes.append(Outcome.DUPLICATE)
-    plan.write(connection)
+    outcomes, stored = _insert(connection, items, received_at, derived=True)
+    _derive(connection, stored)
     return outcomes
 
 
-def event_row(incoming: Incoming, received_at: datetime) -> dict[str, Any]:
+def store_pending(
+    connection: Connection, items: Sequence[Incoming], received_at: datetime
+) -> list[Outcome]:
+    """Store events without deriving from them yet; one outcome each.
+
+    They are kept as pending until `derive_pending` derives them, in a later transaction.
+    """
+    return _insert(connection, items, received_at, derived=False)[0]
+
+
+def derive_pending(connection: Connection, limit: int) -> int:
+    """Derive from up to `limit` pending events, oldest first; how many were taken.
+
+    Derivation depends on event time only, so deriving later, in other groups, ends in the
+    state storing and deriving each event at once gives. A stored event that no longer
+    validates (stored by an older version) is marked derived without deriving from it.
+    """
+    rows = writes.pending_events(connection, limit)
+    items: list[Incoming] = []
+    for row in rows:
+        document = orjson.loads(row.payload)
+        try:
+            items.append(Incoming(parse_event(document), document, row.payload, row.content_hash))
+        except InvalidEvent as invalid:
+            log.error("stored event %d is not derived: it no longer validates: %s", row.id, invalid)
+    claim_rows(connection, items)
+    _derive(connection, items)
+    writes.mark_derived(connection, [row.id for row in rows])
+    return len(rows)
+
+
+def _insert(
+    connection: Connection, items: Sequence[Incoming], received_at: datetime, *, derived: bool
+) -> tuple[list[Outcome], list[Incoming]]:
+    """Insert the raw events; each one's outcome, and those stored (not duplicates)."""
+    rows = [event_row(item, received_at, derived) for item in items]
+    inserted = writes.insert_events(connection, rows)
+    outcomes: list[Outcome] = []
+    stored: list[Incoming] = []
+    for item, row in zip(items, rows, strict=True):
+        if row["content_hash"] in inserted:
+            inserted.discard(row["content_hash"])  # a repeat later in the group is a duplicate
+            stored.append(item)
+            outcomes.append(Outcome.STORED)
+        else:
+            outcomes.append(Outcome.DUPLICATE)
+    return outcomes, stored
+
+
+def _derive(connection: Connection, items: Sequence[Incoming]) -> None:
+    plan = _Plan()
+    for item in items:
+        plan.add(item)
+    plan.write(connection)
+
+
+def event_row(incoming: Incoming, received_at: datetime, derived: bool) -> dict[str, Any]:
     """The raw event's row in `events`."""
     event = incoming.event
     row: dict[str, Any] = {
+        "derived": derived,
         "content_hash": incoming.content_hash,
         "event_time": event.eventTime,
         "received_at": received_at,

@@ -53,6 +53,17 @@ class Settings:
         "Seconds a request body may stall (no bytes arriving) before the request is answered "
         "408: a body shorter than its Content-Length is not waited for forever.",
     )
+    derivation_backlog: int = _setting(
+        250_000,
+        "Events acknowledged but not yet derived (runs, jobs, datasets, lineage) beyond which "
+        "the collector derives before taking more; below it a burst is acknowledged at the "
+        "speed of the raw insert and derived when ingestion pauses.",
+    )
+    read_wait: float = _setting(
+        2.0,
+        "Seconds a read (lineage, gates, findings, ...) waits for the events acknowledged "
+        "before it to be derived; after that it answers from what is derived.",
+    )
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
     policy: str = _setting(
         "pipewarden.toml",
@@ -177,6 +188,10 @@ def _checked(settings: Settings) -> Settings:
         raise SettingsError(f"{env_name('max_json_depth')} must be at least 8")
     if settings.body_timeout <= 0:
         raise SettingsError(f"{env_name('body_timeout')} must be more than 0 seconds")
+    if settings.derivation_backlog < 1:
+        raise SettingsError(f"{env_name('derivation_backlog')} must be at least 1")
+    if settings.read_wait < 0:
+        raise SettingsError(f"{env_name('read_wait')} must be 0 seconds or more")
     if not 0 < settings.port < 65536:
         raise SettingsError(f"{env_name('port')} must be between 1 and 65535")
     if settings.log_level not in _LOG_LEVELS:

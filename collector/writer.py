@@ -1,10 +1,16 @@
 """The one writer: every request's events are committed by one thread, in groups.
 
 Requests hand their validated events to the writer and wait; the writer takes everything
-queued, stores it in one transaction and commits before any of those requests is answered
-(group commit: one fsync for many events, and SQLite's single-writer rule kept by design).
-The events of requests queued one after another are derived together, in one pass.
-If a group fails, each event is retried alone so one bad event cannot sink the others.
+queued, stores the raw events in one transaction and commits before any of those requests
+is answered (group commit: one fsync for many events, and SQLite's single-writer rule kept
+by design). If a group fails, each event is retried alone so one bad event cannot sink the
+others.
+
+Deriving runs, jobs, datasets and lineage from the events comes after, in transactions of
+up to `DERIVE_CHUNK` events: once no request has come for `IDLE_S`, when a read asks for
+it (`settle`), or between request groups while more than `backlog` events wait. A burst is
+answered at the speed of the raw insert and derived in large, cheaper groups; what a crash
+leaves pending is derived after the next start.
 
 When the store is away or busy (connection lost or refused, PostgreSQL restarting, SQLite
 locked) the waiting requests are refused with `StoreUnavailable` (a 503: send again) and the
@@ -15,8 +21,10 @@ first. A request is only ever told its events are stored after their commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import math
 import queue
 import random
 import threading
@@ -29,12 +37,22 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from collector.ingest import Incoming, Outcome, claim_rows, store, store_group
+from collector.ingest import (
+    Incoming,
+    Outcome,
+    claim_rows,
+    derive_pending,
+    store_pending,
+)
+from collector.store import writes
 from collector.store.errors import StoreUnavailable, is_conflict, is_unavailable, reason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONFLICT_ATTEMPTS = 5  # tries of a transaction that deadlocked with another collector's
+IDLE_S = 0.05  # derive pending events once no request has come for this long
+DERIVE_CHUNK = 1000  # events derived per transaction
+STOP_DERIVING_S = 10.0  # at stop, derive what is pending for at most this long
 
 
 class WriterStopped(StoreUnavailable):
@@ -51,6 +69,7 @@ class _Job:
 
     items: Sequence[Incoming] = ()
     action: Callable[[Connection], Any] | None = None
+    settle: bool = False  # answered once every event committed before it is derived
     future: Future[Any] = field(default_factory=Future)
 
     @property
@@ -61,14 +80,24 @@ class _Job:
 class Writer:
     """Owns all writes to the store; `submit` returns once the events are committed."""
 
-    def __init__(self, engine: Engine, max_group: int = 2000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_group: int = 2000,
+        backlog: int = 250_000,
+    ) -> None:
         self._engine = engine
         self._max_group = max_group
+        self._backlog = backlog
+        self.on_derived: Callable[[], None] = lambda: None  # told after each derivation pass
         self._queue: queue.Queue[_Job | None] = queue.Queue()  # None: stop
         self._thread: threading.Thread | None = None
+        self.pending = 0  # events committed and not derived yet, as far as this writer knows
 
     def start(self) -> None:
         if self._thread is None:
+            with self._engine.connect() as connection:
+                self.pending = writes.count_pending_events(connection)  # a crash's leftovers
             self._thread = threading.Thread(target=self._run, name="pipewarden-writer", daemon=True)
             self._thread.start()
 
@@ -104,6 +133,18 @@ class Writer:
         result: T = self._enqueue(_Job(action=action)).result()
         return result
 
+    async def settle(self, timeout: float) -> None:
+        """Wait until the events committed so far are derived, or `timeout` seconds.
+
+        Reads call it so what a client was told is stored shows in what it reads next; a
+        read during a large backlog is answered after `timeout` from what is derived.
+        """
+        if self.pending == 0:
+            return
+        waiting = asyncio.wrap_future(self._enqueue(_Job(settle=True)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), timeout)
+
     def _enqueue(self, job: _Job) -> Future[Any]:
         if not self.alive:
             raise WriterStopped("the writer is not running")
@@ -113,21 +154,33 @@ class Writer:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            group, stopping = self._take_group()
+            group, stopping = self._take_group(IDLE_S if self.pending else None)
+            requests = [job for job in group if not job.settle]
             try:
-                self._write_group(group)
+                self._write_group(requests)
             except Exception as error:  # a fault of the writer's own must not stop it
-                log.exception("the writer failed %d requests", len(group))
-                for job in group:
+                log.exception("the writer failed %d requests", len(requests))
+                for job in requests:
                     if not job.future.done():
                         job.future.set_exception(StoreUnavailable(reason(error)))
+            settles = [job for job in group if job.settle]
+            if settles:
+                self._derive(until=math.inf)
+            elif self.pending and (not group or self.pending >= self._backlog):
+                self._derive(until=0)  # one chunk, then back to the requests
+            for job in settles:
+                job.future.set_result(None)
+        self._derive(until=time.monotonic() + STOP_DERIVING_S)
 
-    def _take_group(self) -> tuple[list[_Job], bool]:
+    def _take_group(self, idle: float | None) -> tuple[list[_Job], bool]:
         """The queued jobs (up to `max_group` events) whose requests still wait, and
-        whether the writer is told to stop after them."""
+        whether the writer is told to stop after them; none if nothing came for `idle` s."""
         group: list[_Job] = []
         size = 0
-        following = self._queue.get()
+        try:
+            following = self._queue.get(timeout=idle)
+        except queue.Empty:
+            return group, False
         while following is not None:
             # A request cancelled while queued (its client gone) is not written.
             if following.future.set_running_or_notify_cancel():
@@ -140,6 +193,46 @@ class Writer:
             except queue.Empty:
                 return group, False
         return group, True
+
+    def _derive(self, until: float) -> None:
+        """Derive pending events a chunk per transaction: one chunk, then more while
+        any are pending and the clock (`time.monotonic`) is before `until`."""
+        derived = 0
+        while self.pending:
+            try:
+                with self._engine.begin() as connection:
+                    taken = derive_pending(connection, DERIVE_CHUNK)
+            except Exception as error:
+                if is_unavailable(error):
+                    log.warning("deriving events: store unavailable: %s", reason(error))
+                    break  # the events stay pending; tried again at the next pass
+                log.warning("deriving %d events failed; deriving them one by one", DERIVE_CHUNK)
+                taken = self._derive_alone(DERIVE_CHUNK)
+            self.pending = self.pending - taken if taken == DERIVE_CHUNK else 0
+            derived += taken
+            if time.monotonic() >= until:
+                break
+        if derived:
+            self.on_derived()
+
+    def _derive_alone(self, count: int) -> int:
+        """Derive up to `count` pending events each in its own transaction; an event whose
+        derivation fails is kept as stored and marked derived, so it cannot block the rest."""
+        taken = 0
+        for _ in range(count):
+            try:
+                with self._engine.begin() as connection:
+                    done = derive_pending(connection, 1)
+            except Exception:
+                log.exception("deriving a stored event failed; it is kept, not derived")
+                with self._engine.begin() as connection:
+                    oldest = writes.pending_events(connection, 1)
+                    writes.mark_derived(connection, [row.id for row in oldest])
+                    done = len(oldest)
+            if not done:
+                break
+            taken += done
+        return taken
 
     def _write_group(self, group: list[_Job]) -> None:
         if not group:
@@ -160,7 +253,7 @@ class Writer:
                 self._write_alone(job, received_at)
             return
         for job, result in zip(group, results, strict=True):
-            job.future.set_result(result)
+            self._answer(job, result)
 
     def _write_alone(self, job: _Job, received_at: datetime) -> None:
         """One request in a transaction of its own, each event in a savepoint; a deadlock
@@ -175,8 +268,14 @@ class Writer:
                     continue
                 _refuse(job, error)
                 return
-            job.future.set_result(result)
+            self._answer(job, result)
             return
+
+    def _answer(self, job: _Job, result: Any) -> None:
+        """Tell the waiting request its result, counting its stored events as pending."""
+        if job.action is None:
+            self.pending += result.count(Outcome.STORED)
+        job.future.set_result(result)
 
 
 def _perform(connection: Connection, group: Sequence[_Job], received_at: datetime) -> list[Any]:
@@ -197,11 +296,11 @@ def _perform(connection: Connection, group: Sequence[_Job], received_at: datetim
 def _store_requests(
     connection: Connection, requests: Sequence[_Job], received_at: datetime
 ) -> list[list[Outcome]]:
-    """Several requests' events derived in one pass (`store_group`); each request's outcomes."""
+    """Several requests' events stored in one statement; each request's outcomes."""
     if not requests:
         return []
     items = [item for job in requests for item in job.items]
-    outcomes = store_group(connection, items, received_at)
+    outcomes = store_pending(connection, items, received_at)
     ends = list(itertools.accumulate(len(job.items) for job in requests))
     return [outcomes[end - len(job.items) : end] for job, end in zip(requests, ends, strict=True)]
 
@@ -230,7 +329,7 @@ def _store_isolated(
 ) -> Outcome | StoreFailed:
     try:
         with connection.begin_nested():
-            return store(connection, item, received_at)
+            return store_pending(connection, [item], received_at)[0]
     except Exception as error:
         if is_unavailable(error):  # not this event's fault: the whole request is refused
             raise

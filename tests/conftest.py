@@ -14,6 +14,7 @@ from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.tables import events
 from tests import postgres
+from tests.settled import SettledClient
 from tests.shim_helpers import Collector, running_collector, shim_env
 
 
@@ -41,7 +42,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """The collector app in-process, started (migrated, writer running) and stopped."""
-    with TestClient(create_app(settings)) as test_client:
+    with SettledClient(create_app(settings)) as test_client:
         yield test_client
 
 

@@ -28,6 +28,7 @@ from collector.store.engine import make_engine
 from collector.store.tables import events
 from tests.conftest import count_events
 from tests.events import DATASET_EVENT, PRODUCER, dataset, run_event
+from tests.settled import SettledClient
 
 PG = "postgres://db.example:5432"
 # name: (role, namespaces)
@@ -65,7 +66,7 @@ def tokens(tmp_path: Path) -> Tokens:
 @pytest.fixture
 def auth_client(database_url: str, tokens: Tokens) -> Iterator[TestClient]:
     settings = Settings(database_url=database_url, auth_file=str(tokens.file))
-    with TestClient(create_app(settings)) as test_client:
+    with SettledClient(create_app(settings)) as test_client:
         yield test_client
 
 
@@ -77,7 +78,7 @@ def sqlite_client(tmp_path: Path, tokens: Tokens) -> Iterator[TestClient]:
         auth_file=str(tokens.file),
         metrics_token="scrape-me",
     )
-    with TestClient(create_app(settings)) as test_client:
+    with SettledClient(create_app(settings)) as test_client:
         yield test_client
 
 
@@ -215,14 +216,14 @@ def test_healthz_is_open_and_metrics_need_the_metrics_token(
 
 def test_metrics_stay_open_without_a_metrics_token(tmp_path: Path, tokens: Tokens) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", auth_file=str(tokens.file))
-    with TestClient(create_app(settings)) as client:
+    with SettledClient(create_app(settings)) as client:
         assert client.get("/metrics").status_code == 200
         assert_error(client.get("/api/v1/namespaces"), 401)
 
 
 def test_without_a_token_file_the_api_is_open_and_ignores_keys(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'open.db'}")
-    with TestClient(create_app(settings)) as client:
+    with SettledClient(create_app(settings)) as client:
         assert client.post("/api/v1/lineage", json=run_event()).status_code == 201
         key = {"Authorization": "Bearer whatever-the-client-sends"}
         assert client.post("/api/v1/lineage", json=run_event(), headers=key).status_code == 201

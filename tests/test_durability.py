@@ -4,8 +4,9 @@ A real `pipewarden serve` takes events from several client threads (single event
 batches, runs whose START and end race each other) and is SIGKILLed at a seeded moment:
 when a seeded number of events has been acknowledged. It is started again on the same store
 with no manual step, more load follows, it is killed again, and after the last restart
-every event that was ever acknowledged must be in the store exactly once, with the run
-states derived from the stored events. The events in flight at a kill were not acknowledged
+every event that was ever acknowledged must be in the store exactly once, and once the
+restarted collector has derived what the kills left pending, the run states follow from the
+stored events. The events in flight at a kill were not acknowledged
 and may or may not be stored; sent again, each is answered stored or duplicate, and still
 stored once. Both backends: SQLite (WAL, synchronous=FULL) and PostgreSQL.
 """
@@ -29,6 +30,7 @@ from tests.load import (
     read_store,
     serving,
     wait_for,
+    wait_until_derived,
 )
 
 pytestmark = pytest.mark.e2e
@@ -73,6 +75,7 @@ def test_every_acknowledged_event_survives_kill_9(database_url: str, tmp_path: P
         check_store(read_store(database_url), ledger)
         _send_again_one_by_one(collector.url, ledger)
         assert ledger.unacknowledged() == []
+        wait_until_derived(database_url, ledger)  # what the kills left pending, too
         check_store(read_store(database_url), ledger)
     finally:
         assert collector.stop() == 0, collector.output()
@@ -126,6 +129,7 @@ def test_postgresql_restarting_under_load_loses_nothing(tmp_path: Path) -> None:
         check_store(read_store(server.url), ledger)
         refused = len(ledger.unacknowledged())
         _send_again_one_by_one(collector.url, ledger)
+        wait_until_derived(server.url, ledger)
         check_store(read_store(server.url), ledger)
         print(f"outage: {ledger.statuses}, {refused} events refused then sent again")
 

@@ -140,7 +140,8 @@ def collector(database_url: str, tmp_path: Path) -> Iterator[Collector]:
     try:
         health = _wait_until_healthy(running)
         expected_store = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-        assert health == {"status": "ok", "store": expected_store}, running.output()
+        expected = {"status": "ok", "store": expected_store, "events_awaiting_derivation": 0}
+        assert health == expected, running.output()
         yield running
     finally:
         if process.poll() is None:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from collector.api.app import create_app
 from collector.settings import Settings
 from tests.events import dataset, facet, run_event
+from tests.settled import SettledClient
 
 PG = "postgres://db.example:5432"
 FIRST = datetime(2024, 3, 4, 2, 0, tzinfo=UTC)  # a Monday
@@ -23,7 +24,7 @@ FIRST = datetime(2024, 3, 4, 2, 0, tzinfo=UTC)  # a Monday
 def client(database_url: str) -> Iterator[TestClient]:
     # Finished runs are judged as they arrive; the time-driven checks are ticked by the tests.
     settings = Settings(database_url=database_url, evaluator_interval=3600)
-    with TestClient(create_app(settings)) as test_client:
+    with SettledClient(create_app(settings)) as test_client:
         yield test_client
 
 

@@ -33,6 +33,7 @@ from collector.store.engine import make_engine
 from collector.store.tables import events
 from tests.conftest import count_events
 from tests.events import JOB_EVENT, PRODUCER, dataset, facet, run_event
+from tests.settled import SettledClient
 from tests.shim_helpers import Collector as ServedCollector
 from tests.shim_helpers import running_collector
 
@@ -66,7 +67,7 @@ class Collector:
 @pytest.fixture
 def collector(database_url: str) -> Iterator[Collector]:
     """The app with its default limits, holding one event that no refusal may touch."""
-    with TestClient(create_app(Settings(database_url=database_url))) as client:
+    with SettledClient(create_app(Settings(database_url=database_url))) as client:
         store = make_engine(database_url)
         try:
             seeded = Collector(client, store)

@@ -18,6 +18,7 @@ from collector.store.engine import make_engine
 from collector.store.tables import events, runs
 from tests.conftest import count_events
 from tests.events import PRODUCER, dataset, run_event
+from tests.settled import SettledClient
 
 BATCH = "/api/v1/lineage/batch"
 JSON = {"Content-Type": "application/json"}
@@ -73,7 +74,7 @@ def assert_error(response: Response, status: int, *fragments: str) -> None:
 def small_batches(database_url: str) -> Iterator[tuple[TestClient, Engine]]:
     """A collector that takes at most MAX_BATCH events per batch, and an engine on its store."""
     settings = Settings(database_url=database_url, max_batch_events=MAX_BATCH)
-    with TestClient(create_app(settings)) as client:
+    with SettledClient(create_app(settings)) as client:
         store = make_engine(database_url)
         try:
             yield client, store

@@ -27,6 +27,7 @@ from tests.events import (
     facet,
     run_event,
 )
+from tests.settled import SettledClient
 
 # The test client's response (httpx's, or httpx2's when Starlette finds that installed).
 Response = Any
@@ -56,7 +57,7 @@ class Collector:
 def collector(database_url: str) -> Iterator[Collector]:
     """The app with `max_body_bytes` = 4096, started, and an engine on the same store."""
     settings = Settings(database_url=database_url, max_body_bytes=LIMIT)
-    with TestClient(create_app(settings)) as client:
+    with SettledClient(create_app(settings)) as client:
         store = make_engine(database_url)
         try:
             yield Collector(client, store)

@@ -671,4 +671,8 @@ def test_no_events_in_an_empty_store(client: TestClient) -> None:
 
 def test_healthz_names_the_store(client: TestClient, database_url: str) -> None:
     expected = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    assert get(client, "/healthz") == {"status": "ok", "store": expected}
+    assert get(client, "/healthz") == {
+        "status": "ok",
+        "store": expected,
+        "events_awaiting_derivation": 0,
+    }

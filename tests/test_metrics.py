@@ -19,6 +19,7 @@ from collector.api.app import create_app
 from collector.settings import Settings
 from tests.events import dataset, facet, run_event
 from tests.prometheus import tool
+from tests.settled import SettledClient
 
 PG = "postgres://db.example:5432"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -37,7 +38,7 @@ def start(database_url: str, tmp_path: Path) -> Iterator[Start]:
         settings = Settings(
             database_url=database_url, policy=str(policy_file), evaluator_interval=3600
         )
-        client = TestClient(create_app(settings))
+        client = SettledClient(create_app(settings))
         client.__enter__()
         started.append(client)
         return client

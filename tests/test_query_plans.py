@@ -32,6 +32,7 @@ from collector.store.migrate import upgrade
 from collector.store.prune import removed_totals_of
 from collector.store.tables import runs
 from tests.events import dataset, facet, run_event
+from tests.settled import SettledClient
 from tests.test_store_group import mixed_events
 
 FULL_SCAN = re.compile(r"\bSCAN (\w+)$")
@@ -47,7 +48,7 @@ def traced(database_url: str) -> Iterator[tuple[TestClient, list[tuple[str, Any]
             statements.append((statement, parameters))
 
     app = create_app(Settings(database_url=database_url))
-    with TestClient(app) as client:
+    with SettledClient(app) as client:
         for engine in (app.state.services.engine, app.state.services.writer._engine):
             event.listen(engine, "before_cursor_execute", record)
         yield client, statements
@@ -226,7 +227,7 @@ def test_a_scoped_tokens_namespace_list_uses_the_index(tmp_path: Path) -> None:
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", auth_file=str(tokens))
     app = create_app(settings)
-    with TestClient(app) as client:
+    with SettledClient(app) as client:
         event.listen(app.state.services.engine, "before_cursor_execute", record)
         answer = client.get("/api/v1/namespaces", headers={"Authorization": f"Bearer {secret}"})
         assert answer.status_code == 200

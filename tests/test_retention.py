@@ -31,6 +31,7 @@ from collector.store.tables import (
     schema_versions,
 )
 from tests.events import DATASET_EVENT, JOB_EVENT, PRODUCER, dataset, facet, run_event
+from tests.settled import SettledClient
 
 PG = "postgres://db.example:5432"
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -51,7 +52,7 @@ def days_ago(days: float) -> datetime:
 def client(database_url: str) -> Iterator[TestClient]:
     # Finished runs are judged as they arrive; the tests tick the evaluator themselves.
     settings = Settings(database_url=database_url, evaluator_interval=3600)
-    with TestClient(create_app(settings)) as test_client:
+    with SettledClient(create_app(settings)) as test_client:
         yield test_client
 
 
@@ -401,7 +402,7 @@ def test_one_collector_at_a_time_prunes_on_postgresql(postgres_server: str) -> N
 
     postgres.reset_database(postgres_server)
     settings = Settings(database_url=postgres_server, evaluator_interval=3600)
-    with TestClient(create_app(settings)) as client:
+    with SettledClient(create_app(settings)) as client:
         engine = _engine(client)
         _post(client, _run("nightly", days_ago(120)) + _run("nightly", days_ago(1)))
         _wait_until_judged(engine)
@@ -421,4 +422,4 @@ def test_one_collector_at_a_time_prunes_on_postgresql(postgres_server: str) -> N
 def test_prune_refuses_a_store_not_migrated(database_url: str) -> None:
     result = CliRunner().invoke(main, ["db", "prune", "--database-url", database_url])
     assert result.exit_code == 1
-    assert "revision none, not 0005: run `pipewarden db upgrade` first" in result.output
+    assert "revision none, not 0006: run `pipewarden db upgrade` first" in result.output

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -30,7 +30,7 @@ from collector.api import (
     metrics,
 )
 from collector.api.access import AuthMiddleware
-from collector.api.deps import Services
+from collector.api.deps import Services, settled
 from collector.api.errors import (
     ApiError,
     api_error_handler,
@@ -70,11 +70,12 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.database_url)
         writer_engine = make_engine(settings.database_url, writer=True)
         upgrade(writer_engine)
-        writer = Writer(writer_engine)
+        writer = Writer(writer_engine, backlog=settings.derivation_backlog)
         writer.start()
         detection = Detection(engine, writer.write_sync, lambda: policy.current)
         retention = Retention(engine, writer.write_sync, settings.retention_days)
         evaluator = Evaluator(engine, detection, settings.evaluator_interval, retention)
+        writer.on_derived = evaluator.wake  # newly derived finished runs are judged now
         evaluator.start()
         app.state.services = Services(
             settings=settings, engine=engine, writer=writer, policy=policy, evaluator=evaluator
@@ -101,18 +102,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     for store_error in (StoreUnavailable, DBAPIError, PoolTimeout):
         app.add_exception_handler(store_error, store_error_handler)
+    for router in (lineage_ingest.router, health.router):
+        app.include_router(router)
+    # Routes reading what is derived from events wait for the events acknowledged before them.
     for router in (
-        lineage_ingest.router,
+        metrics.router,
         marquez.router,
         column_lineage.router,
         gates.router,
         findings.router,
         maturity.router,
-        health.router,
         kpis.router,
-        metrics.router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(settled)])
     app.add_middleware(RequestGuard, settings=settings, streamed=metrics.INGEST_PATHS)
     app.add_middleware(EncodedPathMiddleware)
     # Inside the ingest metrics, so refused requests are timed and counted as errors too.

@@ -26,3 +26,10 @@ async def services(request: Request) -> Services:
     """Async so FastAPI calls it on the event loop, not in a worker thread."""
     found: Services = request.app.state.services
     return found
+
+
+async def settled(request: Request) -> None:
+    """Wait (up to `read_wait` seconds) until the events acknowledged so far are derived, so a
+    read shows what its client was told is stored."""
+    found: Services = request.app.state.services
+    await found.writer.settle(found.settings.read_wait)

@@ -24,7 +24,10 @@ def healthz(app: Annotated[Services, Depends(services)]) -> JSONResponse:
         return _unhealthy(reason(error))
     if not app.writer.alive:
         return _unhealthy("the writer is not running")
-    return JSONResponse({"status": "ok", "store": app.engine.dialect.name})
+    backlog = app.writer.pending  # acknowledged, not derived yet
+    return JSONResponse(
+        {"status": "ok", "store": app.engine.dialect.name, "events_awaiting_derivation": backlog}
+    )
 
 
 def _unhealthy(why: str) -> JSONResponse:

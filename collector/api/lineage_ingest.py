@@ -19,7 +19,6 @@ from collector.ingest import Incoming, Outcome, prepare
 from collector.metrics import metrics_of
 from collector.openlineage import (
     DatasetEvent,
-    EventType,
     InvalidEvent,
     JobEvent,
     RunEvent,
@@ -102,7 +101,6 @@ async def post_lineage(
     counted.count_event("failed" if isinstance(outcome, StoreFailed) else outcome.value, spooled)
     if isinstance(outcome, StoreFailed):
         raise ApiError(500, f"the event could not be stored: {outcome}")
-    _wake_detection(app, [incoming])
     return JSONResponse({"status": outcome.value}, 201)
 
 
@@ -131,7 +129,6 @@ async def post_lineage_batch(
     )
     valid = [(index, item) for index, item in enumerate(checked) if isinstance(item, Incoming)]
     outcomes = await app.writer.submit([incoming for _, incoming in valid]) if valid else []
-    _wake_detection(app, [incoming for _, incoming in valid])
     results: list[dict[str, Any]] = [
         {"index": index, "status": _refused_status(item), "error": str(item)}
         for index, item in enumerate(checked)
@@ -144,15 +141,6 @@ async def post_lineage_batch(
     for result in results:
         metrics_of(request.app).events.labels(result["status"]).inc()
     return JSONResponse({"results": results})
-
-
-def _wake_detection(app: Services, stored: list[Incoming]) -> None:
-    """A run that just finished is judged now, not at the evaluator's next tick."""
-    if any(isinstance(i.event, RunEvent) and i.event.eventType in _ENDS for i in stored):
-        app.evaluator.wake()
-
-
-_ENDS = (EventType.COMPLETE, EventType.FAIL, EventType.ABORT)
 
 
 def _check_batch(

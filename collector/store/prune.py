@@ -104,7 +104,9 @@ def remove_runs(connection: Connection, cutoff: datetime, limit: int) -> RunsRem
     removed_checks = connection.execute(
         delete(quality_assertions).where(quality_assertions.c.run_uuid.in_(uuids))
     ).rowcount
-    removed_events = connection.execute(delete(events).where(events.c.run_uuid.in_(uuids))).rowcount
+    # An event not derived yet stays: deriving it brings its run back, removed next time.
+    removable = delete(events).where(events.c.run_uuid.in_(uuids), events.c.derived)
+    removed_events = connection.execute(removable).rowcount
     gone = connection.execute(
         delete(runs).where(runs.c.uuid.in_(uuids)).returning(runs.c.job_id, runs.c.state)
     ).all()
@@ -128,7 +130,9 @@ def _job_names(connection: Connection, ids: set[int]) -> dict[int, tuple[str, st
 
 
 def _removable_events(cutoff: datetime) -> Select[Any]:
-    return select(events.c.id).where(events.c.event_time < cutoff, events.c.run_uuid.is_(None))
+    return select(events.c.id).where(
+        events.c.event_time < cutoff, events.c.run_uuid.is_(None), events.c.derived
+    )
 
 
 def count_other_events(connection: Connection, cutoff: datetime) -> int:

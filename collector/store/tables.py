@@ -90,8 +90,16 @@ events = Table(
     Column("name", String, nullable=False),
     Column("run_uuid", Uuid),
     Column("payload", Text, nullable=False),
+    # False from its commit until what it says is derived (runs, jobs, datasets, lineage).
+    Column("derived", Boolean, nullable=False, server_default=text("true")),
     Index(None, "event_time", "id"),
     Index(None, "run_uuid"),
+    Index(
+        "ix_events_pending",
+        "id",
+        sqlite_where=text("derived = 0"),
+        postgresql_where=text("NOT derived"),
+    ),
 )
 
 namespaces = Table(

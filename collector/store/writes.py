@@ -13,7 +13,19 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    not_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -148,6 +160,42 @@ def insert_events(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> 
         return set()
     statement = _insert_new(connection.dialect.name, events, ("content_hash",))
     return {row.content_hash for row in connection.execute(statement, list(rows))}
+
+
+_PENDING_QUERY = (
+    select(events.c.id, events.c.content_hash, events.c.payload)
+    .where(not_(events.c.derived))
+    .order_by(events.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+def pending_events(connection: Connection, limit: int) -> list[Row[Any]]:
+    """The oldest events not derived yet (id, content_hash, payload), locked.
+
+    On PostgreSQL rows another collector is deriving are skipped, so collectors sharing the
+    database split the pending events between them instead of queueing on each other.
+    """
+    query = _PENDING_QUERY
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(connection.execute(query, {"limit": limit}))
+
+
+def count_pending_events(connection: Connection) -> int:
+    """How many events are committed but not derived yet (read by the partial index)."""
+    query = select(func.count()).select_from(events).where(not_(events.c.derived))
+    return int(connection.execute(query).scalar_one())
+
+
+_MARK_DERIVED = (
+    update(events).where(events.c.id.in_(bindparam("ids", expanding=True))).values(derived=True)
+)
+
+
+def mark_derived(connection: Connection, ids: Sequence[int]) -> None:
+    for chunk in _chunks(ids):
+        connection.execute(_MARK_DERIVED, {"ids": list(chunk)})
 
 
 def insert_new(

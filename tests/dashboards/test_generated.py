@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.api.app import create_app
@@ -25,6 +24,7 @@ from collector.settings import Settings
 from dashboards import build
 from tests.dashboards.lint import counter_problems, expressions, problems
 from tests.prometheus import tool
+from tests.settled import SettledClient
 
 GENERATED = Path(__file__).parents[2] / "dashboards" / "generated"
 # Links and bookmarks point at these: changing one breaks them, so it is a decision.
@@ -154,7 +154,7 @@ def exposed(tmp_path: Path) -> set[str]:
         policy=str(policy),
         evaluator_interval=3600,
     )
-    with TestClient(create_app(settings)) as client:
+    with SettledClient(create_app(settings)) as client:
         text = client.get("/metrics").text
     names = set()
     for family in text_string_to_metric_families(text):

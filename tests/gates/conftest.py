@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from collector.api.app import create_app
 from collector.settings import Settings
+from tests.settled import SettledClient
 
 GatedClient = Callable[[str], TestClient]
 
@@ -22,7 +23,7 @@ def gated(database_url: str, tmp_path: Path) -> Iterator[GatedClient]:
     def start(policy: str) -> TestClient:
         policy_file = tmp_path / "pipewarden.toml"
         policy_file.write_text(policy)
-        client = TestClient(
+        client = SettledClient(
             create_app(Settings(database_url=database_url, policy=str(policy_file)))
         )
         client.__enter__()
