@@ -57,7 +57,8 @@ class Settings:
         250_000,
         "Events acknowledged but not yet derived (runs, jobs, datasets, lineage) beyond which "
         "the collector derives before taking more; below it a burst is acknowledged at the "
-        "speed of the raw insert and derived when ingestion pauses.",
+        "speed of the raw insert and derived when ingestion pauses (and 1,000 events a second "
+        "meanwhile).",
     )
     read_wait: float = _setting(
         2.0,

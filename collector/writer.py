@@ -8,7 +8,8 @@ others.
 
 Deriving runs, jobs, datasets and lineage from the events comes after, in transactions of
 up to `DERIVE_CHUNK` events: once no request has come for `IDLE_S`, when a read asks for
-it (`settle`), or between request groups while more than `backlog` events wait. A burst is
+it (`settle`), and between request groups at least every `LAG_S` or while more than
+`backlog` events wait. A burst is
 answered at the speed of the raw insert and derived in large, cheaper groups; what a crash
 leaves pending is derived after the next start.
 
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONFLICT_ATTEMPTS = 5  # tries of a transaction that deadlocked with another collector's
 IDLE_S = 0.05  # derive pending events once no request has come for this long
+LAG_S = 1.0  # and under steady load, a chunk at least this often
 DERIVE_CHUNK = 1000  # events derived per transaction
 STOP_DERIVING_S = 10.0  # at stop, derive what is pending for at most this long
 
@@ -93,6 +95,7 @@ class Writer:
         self._queue: queue.Queue[_Job | None] = queue.Queue()  # None: stop
         self._thread: threading.Thread | None = None
         self.pending = 0  # events committed and not derived yet, as far as this writer knows
+        self._derived_at = time.monotonic()  # when derivation last ran
 
     def start(self) -> None:
         if self._thread is None:
@@ -166,7 +169,7 @@ class Writer:
             settles = [job for job in group if job.settle]
             if settles:
                 self._derive(until=math.inf)
-            elif self.pending and (not group or self.pending >= self._backlog):
+            elif self.pending and (not group or self._behind()):
                 self._derive(until=0)  # one chunk, then back to the requests
             for job in settles:
                 job.future.set_result(None)
@@ -194,6 +197,11 @@ class Writer:
                 return group, False
         return group, True
 
+    def _behind(self) -> bool:
+        """Whether derivation must go on while requests keep coming."""
+        waited = time.monotonic() - self._derived_at
+        return self.pending >= self._backlog or waited >= LAG_S
+
     def _derive(self, until: float) -> None:
         """Derive pending events a chunk per transaction: one chunk, then more while
         any are pending and the clock (`time.monotonic`) is before `until`."""
@@ -212,6 +220,7 @@ class Writer:
             derived += taken
             if time.monotonic() >= until:
                 break
+        self._derived_at = time.monotonic()
         if derived:
             self.on_derived()
 
