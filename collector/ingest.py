@@ -13,7 +13,7 @@ import functools
 import hashlib
 import itertools
 import logging
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -140,16 +140,24 @@ def store_pending(
     return _insert(connection, items, received_at, derived=False)[0]
 
 
-def derive_pending(connection: Connection, limit: int) -> int:
+def derive_pending(
+    connection: Connection, limit: int, validated: MutableMapping[str, Incoming] | None = None
+) -> int:
     """Derive from up to `limit` pending events, oldest first; how many were taken.
 
     Derivation depends on event time only, so deriving later, in other groups, ends in the
-    state storing and deriving each event at once gives. A stored event that no longer
-    validates (stored by an older version) is marked derived without deriving from it.
+    state storing and deriving each event at once gives. An event found in `validated` (by
+    content hash) is taken from there instead of being read and validated again. A stored
+    event that no longer validates (stored by an older version) is marked derived without
+    deriving from it.
     """
     rows = writes.pending_events(connection, limit)
     items: list[Incoming] = []
     for row in rows:
+        known = validated.pop(row.content_hash, None) if validated is not None else None
+        if known is not None:
+            items.append(known)
+            continue
         document = orjson.loads(row.payload)
         try:
             items.append(Incoming(parse_event(document), document, row.payload, row.content_hash))

@@ -55,6 +55,7 @@ IDLE_S = 0.05  # derive pending events once no request has come for this long
 LAG_S = 1.0  # and under steady load, a chunk at least this often
 DERIVE_CHUNK = 1000  # events derived per transaction
 STOP_DERIVING_S = 10.0  # at stop, derive what is pending for at most this long
+KEEP_VALIDATED = 4 * DERIVE_CHUNK  # pending events kept validated in memory, not read again
 
 
 class WriterStopped(StoreUnavailable):
@@ -96,6 +97,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self.pending = 0  # events committed and not derived yet, as far as this writer knows
         self._derived_at = time.monotonic()  # when derivation last ran
+        self._validated: dict[str, Incoming] = {}  # pending events by content hash
 
     def start(self) -> None:
         if self._thread is None:
@@ -209,7 +211,7 @@ class Writer:
         while self.pending:
             try:
                 with self._engine.begin() as connection:
-                    taken = derive_pending(connection, DERIVE_CHUNK)
+                    taken = derive_pending(connection, DERIVE_CHUNK, self._validated)
             except Exception as error:
                 if is_unavailable(error):
                     log.warning("deriving events: store unavailable: %s", reason(error))
@@ -217,6 +219,8 @@ class Writer:
                 log.warning("deriving %d events failed; deriving them one by one", DERIVE_CHUNK)
                 taken = self._derive_alone(DERIVE_CHUNK)
             self.pending = self.pending - taken if taken == DERIVE_CHUNK else 0
+            if not self.pending:
+                self._validated.clear()  # another collector derived the rest
             derived += taken
             if time.monotonic() >= until:
                 break
@@ -284,6 +288,9 @@ class Writer:
         """Tell the waiting request its result, counting its stored events as pending."""
         if job.action is None:
             self.pending += result.count(Outcome.STORED)
+            for item, outcome in zip(job.items, result, strict=True):
+                if outcome is Outcome.STORED and len(self._validated) < KEEP_VALIDATED:
+                    self._validated[item.content_hash] = item
         job.future.set_result(result)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -127,20 +128,27 @@ async def post_lineage_batch(
     checked = await run_in_threadpool(
         _check_batch, body, settings.max_batch_events, settings.max_json_depth, caller
     )
-    valid = [(index, item) for index, item in enumerate(checked) if isinstance(item, Incoming)]
-    outcomes = await app.writer.submit([incoming for _, incoming in valid]) if valid else []
-    results: list[dict[str, Any]] = [
-        {"index": index, "status": _refused_status(item), "error": str(item)}
+    valid = [item for item in checked if isinstance(item, Incoming)]
+    outcomes = iter(await app.writer.submit(valid) if valid else [])
+    results = [
+        _item_result(index, next(outcomes) if isinstance(item, Incoming) else item)
         for index, item in enumerate(checked)
     ]
-    for (index, _), outcome in zip(valid, outcomes, strict=True):
-        if isinstance(outcome, StoreFailed):
-            results[index] |= {"status": "failed", "error": str(outcome)}
-        else:
-            results[index] |= {"status": outcome.value, "error": None}
-    for result in results:
-        metrics_of(request.app).events.labels(result["status"]).inc()
+    counted = metrics_of(request.app).events
+    for status, times in Counter(result["status"] for result in results).items():
+        counted.labels(status).inc(times)
     return JSONResponse({"results": results})
+
+
+def _item_result(
+    index: int, outcome: Outcome | StoreFailed | InvalidEvent | ApiError
+) -> dict[str, Any]:
+    """One item's entry in the batch's answer."""
+    if isinstance(outcome, Outcome):
+        return {"index": index, "status": outcome.value, "error": None}
+    if isinstance(outcome, StoreFailed):
+        return {"index": index, "status": "failed", "error": str(outcome)}
+    return {"index": index, "status": _refused_status(outcome), "error": str(outcome)}
 
 
 def _check_batch(
