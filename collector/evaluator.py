@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
@@ -20,6 +22,8 @@ from collector.store.errors import is_unavailable, reason
 
 log = logging.getLogger(__name__)
 _TICK_LOCK = 7_316_240_202  # any fixed number: the advisory lock of the time-driven checks
+JUDGE_GROUP = 20  # runs judged between looks at whether events are arriving
+BUSY_SHARE = 0.25  # of the time spent judging while they are
 
 
 class Evaluator:
@@ -29,8 +33,10 @@ class Evaluator:
         detection: Detection,
         interval: float,
         retention: Retention | None = None,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self._engine = engine
+        self._busy = busy  # whether events are arriving now
         self._detection = detection
         self._interval = interval
         self._retention = retention
@@ -56,8 +62,7 @@ class Evaluator:
         last_tick = datetime.now(UTC).timestamp()  # the first tick one interval after start
         while not self._stopping.is_set():
             try:
-                while self._detection.judge_pending() and not self._stopping.is_set():
-                    pass
+                self._judge_pending()
                 now = datetime.now(UTC)
                 if now.timestamp() - last_tick >= self._interval:
                     last_tick = now.timestamp()
@@ -69,6 +74,16 @@ class Evaluator:
                     log.exception("evaluator pass failed; retrying at the next tick")
             self._wake.wait(self._interval)
             self._wake.clear()
+
+    def _judge_pending(self) -> None:
+        """Judge every finished run not judged yet; while events keep arriving, take at
+        most `BUSY_SHARE` of the time, so detection never slows ingestion much."""
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            if not self._detection.judge_pending(JUDGE_GROUP):
+                return
+            if self._busy():
+                self._stopping.wait((time.monotonic() - started) * (1 / BUSY_SHARE - 1))
 
     def tick(self, now: datetime) -> None:
         """The time-driven checks, by one collector at a time."""

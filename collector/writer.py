@@ -53,6 +53,7 @@ T = TypeVar("T")
 CONFLICT_ATTEMPTS = 5  # tries of a transaction that deadlocked with another collector's
 IDLE_S = 0.05  # derive pending events once no request has come for this long
 LAG_S = 1.0  # and under steady load, a chunk at least this often
+BUSY_S = 0.25  # events came this recently: the writer is busy (background work yields)
 DERIVE_CHUNK = 1000  # events derived per transaction
 STOP_DERIVING_S = 10.0  # at stop, derive what is pending for at most this long
 KEEP_VALIDATED = 4 * DERIVE_CHUNK  # pending events kept validated in memory, not read again
@@ -97,6 +98,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self.pending = 0  # events committed and not derived yet, as far as this writer knows
         self._derived_at = time.monotonic()  # when derivation last ran
+        self._request_at = 0.0  # when events last came
         self._validated: dict[str, Incoming] = {}  # pending events by content hash
 
     def start(self) -> None:
@@ -150,9 +152,16 @@ class Writer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(waiting), timeout)
 
+    @property
+    def busy(self) -> bool:
+        """Whether events came in the last `BUSY_S` seconds."""
+        return time.monotonic() - self._request_at < BUSY_S
+
     def _enqueue(self, job: _Job) -> Future[Any]:
         if not self.alive:
             raise WriterStopped("the writer is not running")
+        if job.items:
+            self._request_at = time.monotonic()
         self._queue.put(job)
         return job.future
 

@@ -74,7 +74,9 @@ def create_app(settings: Settings) -> FastAPI:
         writer.start()
         detection = Detection(engine, writer.write_sync, lambda: policy.current)
         retention = Retention(engine, writer.write_sync, settings.retention_days)
-        evaluator = Evaluator(engine, detection, settings.evaluator_interval, retention)
+        evaluator = Evaluator(
+            engine, detection, settings.evaluator_interval, retention, lambda: writer.busy
+        )
         writer.on_derived = evaluator.wake  # newly derived finished runs are judged now
         evaluator.start()
         app.state.services = Services(
