@@ -56,7 +56,7 @@ LAG_S = 1.0  # and under steady load, a chunk at least this often
 BUSY_S = 0.25  # events came this recently: the writer is busy (background work yields)
 DERIVE_CHUNK = 1000  # events derived per transaction
 STOP_DERIVING_S = 10.0  # at stop, derive what is pending for at most this long
-KEEP_VALIDATED = 4 * DERIVE_CHUNK  # pending events kept validated in memory, not read again
+KEEP_VALIDATED = DERIVE_CHUNK  # pending events kept validated in memory, not read again
 
 
 class WriterStopped(StoreUnavailable):
