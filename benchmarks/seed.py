@@ -4,6 +4,10 @@ Stores `harness.history` (START and COMPLETE of daily runs with SQL, inputs, out
 counts) through the collector's own `store_group` in large groups, much faster than over
 HTTP, and marks every run judged so a collector started on it has nothing to catch up on.
 
+Judging a run also stores the column lineage parsed from its SQL (`parsed.store_sql_lineage`),
+each run replacing the edges of the run before it: the seed runs that same step once per
+job, on its newest finished run, which leaves the column edges a live collector would.
+
     python benchmarks/seed.py PATH [--jobs 1000] [--runs 100]
 """
 
@@ -17,9 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import harness
-from sqlalchemy import update
+from sqlalchemy import Engine, func, select, update
 
 from collector.ingest import prepare, store_group
+from collector.lineage import parsed
+from collector.store import tables
 from collector.store.engine import make_engine
 from collector.store.migrate import upgrade
 from collector.store.tables import runs
@@ -41,12 +47,41 @@ def seed(database_url: str, jobs: int, runs_per_job: int, progress: bool = False
         if progress:
             rate = stored / (time.perf_counter() - started)
             print(f"\r{stored:,} events stored ({rate:,.0f}/s)", end="", file=sys.stderr)
+    _parse_sql(engine, make_engine(database_url))
     with engine.begin() as connection:
         connection.execute(update(runs).values(detected_at=datetime.now(UTC)))
     engine.dispose()
     if progress:
         print(file=sys.stderr)
     return stored
+
+
+def _parse_sql(writer: Engine, reader: Engine) -> None:
+    """The column lineage of each job's newest finished run, as judging it stores it.
+
+    All of it written in one transaction; the reads go through `reader` beside it.
+    """
+    newest = (
+        select(runs.c.job_id, func.max(runs.c.created_at).label("created_at"))
+        .where(runs.c.state_rank == 2)
+        .group_by(runs.c.job_id)
+        .subquery()
+    )
+    query = (
+        select(runs, tables.jobs.c.namespace, tables.jobs.c.name.label("job_name"))
+        .join(tables.jobs)
+        .join(
+            newest,
+            (newest.c.job_id == runs.c.job_id) & (newest.c.created_at == runs.c.created_at),
+        )
+        .where(runs.c.state_rank == 2)
+    )
+    with reader.connect() as connection:
+        latest = connection.execute(query).all()
+    with writer.begin() as writing:
+        for run in latest:
+            parsed.store_sql_lineage(reader, lambda step: step(writing), run)
+    reader.dispose()
 
 
 def main() -> int:
