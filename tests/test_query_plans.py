@@ -10,6 +10,7 @@ the plan is one no index can avoid.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,67 @@ def test_ingest_and_reads_use_indexes(traced: tuple[TestClient, list[tuple[str, 
 
     assert len(statements) > 40
     assert _full_scans(client, statements) == []
+
+
+def test_lineage_walks_take_one_indexed_query_per_hop(database_url: str) -> None:
+    """Both lineage graphs are read a level at a time, each level one indexed statement: what
+    a request sends grows with the hops it walks, not with the jobs and edges on them."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        request = not threading.current_thread().name.startswith("pipewarden-")
+        if request and statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    app = create_app(Settings(database_url=database_url))
+    with TestClient(app) as client:
+        for namespace, width in (("narrow", 1), ("wide", 8)):
+            _post_chain(client, namespace, width)
+        event.listen(app.state.services.engine, "before_cursor_execute", record)
+        statements: list[tuple[str, Any]] = []
+        counts: dict[str, dict[str, int]] = {}
+        for namespace in ("narrow", "wide"):
+            for path in (
+                "/api/v1/lineage?nodeId=job:{ns}:step_3&depth=10",
+                "/api/v1/lineage?nodeId=dataset:{ns}-db:t0&depth=10",
+                "/api/v1/column-lineage?nodeId=job:{ns}:step_3&depth=10",
+                "/api/v1/column-lineage?nodeId=dataset:{ns}-db:t0&depth=10&withDownstream=true",
+            ):
+                sent.clear()
+                assert client.get(path.format(ns=namespace)).status_code == 200, path
+                counts.setdefault(path, {})[namespace] = len(sent)
+                statements += sent
+        assert all(count["narrow"] == count["wide"] for count in counts.values()), counts
+        # the node, its own links, one statement for each of the chain's 4 levels, the nodes
+        assert counts["/api/v1/lineage?nodeId=job:{ns}:step_3&depth=10"]["wide"] == 1 + 1 + 4 + 2
+        assert _full_scans(client, statements) == []
+
+
+def _post_chain(client: TestClient, namespace: str, width: int) -> None:
+    """t0 → step_0 → t1 → … → step_3 → t4, column by column; each step also reads
+    `width - 1` tables of its own into the same column."""
+    db = f"{namespace}-db"
+    columns = [("v", "int"), ("k", "int")]
+
+    def source(table: str, field: str, kind: str, subtype: str) -> dict[str, Any]:
+        transformation = {"type": kind, "subtype": subtype, "masking": False}
+        return {"namespace": db, "name": table, "field": field, "transformations": [transformation]}
+
+    for step in range(4):
+        tables = [f"t{step}", *(f"side_{step}_{n}" for n in range(1, width))]
+        lineage = facet(
+            "ColumnLineageDatasetFacet",
+            fields={"v": {"inputFields": [source(t, "v", "DIRECT", "IDENTITY") for t in tables]}},
+            dataset=[source(f"t{step}", "k", "INDIRECT", "FILTER")],
+        )
+        event_json = run_event(
+            "COMPLETE",
+            namespace=namespace,
+            job=f"step_{step}",
+            inputs=[dataset(table, db, fields=columns) for table in tables],
+            outputs=[dataset(f"t{step + 1}", db, fields=columns, columnLineage=lineage)],
+        )
+        assert client.post("/api/v1/lineage", json=event_json).status_code == 201
 
 
 def test_retention_uses_indexes(traced: tuple[TestClient, list[tuple[str, Any]]]) -> None:

@@ -223,7 +223,9 @@ def job_json(connection: Connection, row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def _job_summary(row: Row[Any], datasets: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+def _job_summary(
+    row: Row[Any] | reads.GraphJob, datasets: dict[str, list[dict[str, str]]]
+) -> dict[str, Any]:
     return {
         "id": {"namespace": row.namespace, "name": row.name},
         "type": row.type,
@@ -335,11 +337,15 @@ def _node(connection: Connection, node_id: str) -> tuple[str, Row[Any]]:
 
 
 def _graph_nodes(connection: Connection, found: graph.Graph) -> list[dict[str, Any]]:
-    jobs = reads.jobs_by_id(connection, found.job_ids)
-    datasets = reads.datasets_by_id(connection, found.dataset_ids)
+    jobs = reads.graph_jobs(connection, found.job_ids)
+    datasets = reads.graph_datasets(connection, found.dataset_ids)
     job_node = {job_id: f"job:{row.namespace}:{row.name}" for job_id, row in jobs.items()}
     dataset_node = {
         dataset_id: f"dataset:{row.namespace}:{row.name}" for dataset_id, row in datasets.items()
+    }
+    dataset_ref = {
+        dataset_id: {"namespace": row.namespace, "name": row.name}
+        for dataset_id, row in datasets.items()
     }
     in_edges: dict[str, list[dict[str, str]]] = {}
     out_edges: dict[str, list[dict[str, str]]] = {}
@@ -347,23 +353,24 @@ def _graph_nodes(connection: Connection, found: graph.Graph) -> list[dict[str, A
         job_id: {"input": [], "output": []} for job_id in jobs
     }
     for job_id, dataset_id, direction in sorted(found.edges):
-        if job_id not in job_node or dataset_id not in dataset_node:
+        job, dataset = job_node.get(job_id), dataset_node.get(dataset_id)
+        if job is None or dataset is None:
             continue
-        job, dataset = job_node[job_id], dataset_node[dataset_id]
         origin, destination = (dataset, job) if direction == "input" else (job, dataset)
         edge = {"origin": origin, "destination": destination}
         out_edges.setdefault(origin, []).append(edge)
         in_edges.setdefault(destination, []).append(edge)
-        row = datasets[dataset_id]
-        job_datasets[job_id][direction].append({"namespace": row.namespace, "name": row.name})
-    nodes = []
-    for job_id, row in jobs.items():
-        data = _job_summary(row, job_datasets[job_id])
-        nodes.append(_graph_node(job_node[job_id], "JOB", data, in_edges, out_edges))
-    for dataset_id, row in datasets.items():
-        node = dataset_node[dataset_id]
-        data = _dataset_summary(row)
-        nodes.append(_graph_node(node, "DATASET", data, in_edges, out_edges))
+        job_datasets[job_id][direction].append(dataset_ref[dataset_id])
+    nodes = [
+        _graph_node(
+            job_node[job_id], "JOB", _job_summary(row, job_datasets[job_id]), in_edges, out_edges
+        )
+        for job_id, row in jobs.items()
+    ]
+    nodes += [
+        _graph_node(dataset_node[dataset_id], "DATASET", _dataset_summary(row), in_edges, out_edges)
+        for dataset_id, row in datasets.items()
+    ]
     return sorted(nodes, key=lambda node: node["id"])
 
 
@@ -383,7 +390,7 @@ def _graph_node(
     }
 
 
-def _dataset_summary(row: Row[Any]) -> dict[str, Any]:
+def _dataset_summary(row: reads.GraphDataset) -> dict[str, Any]:
     return {
         "id": {"namespace": row.namespace, "name": row.name},
         "type": "DB_TABLE",

@@ -4,8 +4,9 @@ A node is a field `(dataset id, column)`. Its inputs are the column edges into i
 dataset-wide edges into its dataset (the facet's `dataset` list: joins, filters, grouping,
 which decide every column's rows). Upstream follows inputs; downstream follows the edges
 that read a field, a dataset-wide one reaching every field of the dataset written. Each
-hop is one indexed query per dataset, on (out_dataset_id, out_field) or
-(in_dataset_id, in_field).
+hop is one indexed query for all its fields, on (out_dataset_id, out_field) or
+(in_dataset_id, in_field), that answers each distinct transformation once however many
+jobs stored it.
 """
 
 from __future__ import annotations
@@ -43,24 +44,32 @@ class ColumnGraph:
 
 def dataset_fields(connection: Connection, dataset_id: int) -> set[str]:
     """A dataset's known columns: its latest schema and every column lineage names."""
-    names = set(_schema_types(connection, dataset_id))
-    names.update(edge.out_field for edge in reads.edges_into(connection, dataset_id))
-    names.update(edge.in_field for edge in reads.edges_from(connection, dataset_id))
-    names.discard(WHOLE_DATASET)
-    return names
+    return datasets_fields(connection, [dataset_id]).get(dataset_id, set())
+
+
+def datasets_fields(connection: Connection, dataset_ids: Collection[int]) -> dict[int, set[str]]:
+    """`dataset_fields` of several datasets, by dataset (one without any is left out)."""
+    found: dict[int, set[str]] = {}
+    for dataset_id, fields in reads.current_schemas(connection, dataset_ids).items():
+        found.setdefault(dataset_id, set()).update(_types(fields))
+    for row in reads.edge_fields(connection, dataset_ids):
+        if row.field != WHOLE_DATASET:
+            found.setdefault(row.dataset_id, set()).add(row.field)
+    return found
 
 
 def job_fields(connection: Connection, job_id: int) -> set[Field]:
     """The fields a job writes, by its column lineage (all of an output it writes as a whole)."""
     found: set[Field] = set()
     whole: set[int] = set()
-    for edge in reads.edges_of_job(connection, job_id):
+    for edge in reads.job_output_fields(connection, job_id):
         if edge.out_field == WHOLE_DATASET:
             whole.add(edge.out_dataset_id)
         else:
             found.add((edge.out_dataset_id, edge.out_field))
-    for dataset_id in whole - {dataset for dataset, _ in found}:
-        found.update((dataset_id, name) for name in dataset_fields(connection, dataset_id))
+    whole -= {dataset for dataset, _ in found}
+    for dataset_id, names in datasets_fields(connection, whole).items():
+        found.update((dataset_id, name) for name in names)
     return found
 
 
@@ -80,11 +89,15 @@ def walk(
             for edge in graph.inputs[node]
             if edge.in_field
         } - graph.fields
+        if not level:
+            break
         graph.fields |= level
     if downstream:
         level = set(start)
         for _ in range(depth):
             level = _readers(connection, level) - graph.fields
+            if not level:
+                break
             graph.fields |= level
         _fetch_inputs(connection, graph, graph.fields - graph.inputs.keys())
     _describe(connection, graph)
@@ -99,48 +112,56 @@ def _by_dataset(nodes: Iterable[Field]) -> dict[int, set[str]]:
 
 
 def _fetch_inputs(connection: Connection, graph: ColumnGraph, nodes: Iterable[Field]) -> None:
-    """Each node's input edges: its own, and those into its whole dataset."""
-    for dataset_id, names in _by_dataset(nodes).items():
+    """Each node's input edges: its own, and those into its whole dataset (one query)."""
+    grouped = _by_dataset(nodes)
+    for dataset_id, names in grouped.items():
         for name in names:
             graph.inputs.setdefault((dataset_id, name), [])
-        for edge in reads.edges_into(connection, dataset_id, [*names, WHOLE_DATASET]):
-            targets = names if edge.out_field == WHOLE_DATASET else [edge.out_field]
-            for name in targets:
-                graph.inputs[(dataset_id, name)].append(edge)
+    wanted = {WHOLE_DATASET}.union(*grouped.values())
+    for edge in reads.field_inputs(connection, grouped.keys(), wanted):
+        names = grouped[edge.out_dataset_id]
+        if edge.out_field == WHOLE_DATASET:
+            for name in names:
+                graph.inputs[(edge.out_dataset_id, name)].append(edge)
+        elif edge.out_field in names:
+            graph.inputs[(edge.out_dataset_id, edge.out_field)].append(edge)
 
 
 def _readers(connection: Connection, nodes: Iterable[Field]) -> set[Field]:
     """The fields made from these (a dataset-wide edge: every field of the dataset written)."""
+    grouped = _by_dataset(nodes)
+    wanted = set().union(*grouped.values())
     found: set[Field] = set()
     whole: set[int] = set()
-    for dataset_id, names in _by_dataset(nodes).items():
-        for edge in reads.edges_from(connection, dataset_id, names):
-            if edge.out_field == WHOLE_DATASET:
-                whole.add(edge.out_dataset_id)
-            else:
-                found.add((edge.out_dataset_id, edge.out_field))
-    for dataset_id in whole:
-        found.update((dataset_id, name) for name in dataset_fields(connection, dataset_id))
+    for edge in reads.field_readers(connection, grouped.keys(), wanted):
+        if edge.in_field not in grouped[edge.in_dataset_id]:
+            continue
+        if edge.out_field == WHOLE_DATASET:
+            whole.add(edge.out_dataset_id)
+        else:
+            found.add((edge.out_dataset_id, edge.out_field))
+    for dataset_id, names in datasets_fields(connection, whole).items():
+        found.update((dataset_id, name) for name in names)
     return found
 
 
 def _describe(connection: Connection, graph: ColumnGraph) -> None:
-    """The rows of every dataset the graph names, and its fields' types from their schemas."""
-    named = {dataset_id for dataset_id, _ in graph.fields}
+    """The names of every dataset the graph names, and its fields' types from their schemas."""
+    grouped = _by_dataset(graph.fields)
+    named = set(grouped)
     named.update(edge.in_dataset_id for inputs in graph.inputs.values() for edge in inputs)
-    graph.datasets = reads.datasets_by_id(connection, named)
-    for dataset_id, names in _by_dataset(graph.fields).items():
-        types = _schema_types(connection, dataset_id)
+    graph.datasets = reads.dataset_names(connection, named)
+    schemas = reads.current_schemas(connection, grouped.keys())
+    for dataset_id, names in grouped.items():
+        types = _types(schemas.get(dataset_id, []))
         for name in names:
             graph.types[(dataset_id, name)] = types.get(name)
 
 
-def _schema_types(connection: Connection, dataset_id: int) -> dict[str, str | None]:
-    version = reads.current_schema(connection, dataset_id)
-    if version is None:
-        return {}
+def _types(fields: list[Any]) -> dict[str, str | None]:
+    """{column: type} of a schema version's fields."""
     return {
         str(item["name"]): item.get("type")
-        for item in version.fields
+        for item in fields
         if isinstance(item, dict) and item.get("name")
     }

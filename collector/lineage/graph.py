@@ -29,24 +29,22 @@ def walk(
     """Everything connected to the start nodes within `depth` job hops.
 
     A hop goes from a job through a dataset it reads or writes to the jobs on the other
-    side; each job reached brings all its datasets. One query per hop, all indexed.
+    side; each job reached brings all its datasets. One indexed query per hop: every job
+    next to the datasets the last hop reached, with all its datasets.
     """
     graph = Graph(job_ids=set(job_ids), dataset_ids=set(dataset_ids))
-    frontier_datasets = set(dataset_ids)
-    frontier_jobs = set(job_ids)
+    links = list(reads.job_links(connection, graph.job_ids))
+    frontier = set(dataset_ids)
     for _ in range(depth + 1):
-        for link in reads.dataset_jobs(connection, frontier_datasets):
-            graph.edges.add((link.job_id, link.dataset_id, link.direction))
-            if link.job_id not in graph.job_ids:
-                graph.job_ids.add(link.job_id)
-                frontier_jobs.add(link.job_id)
-        frontier_datasets = set()
-        for link in reads.job_datasets(connection, frontier_jobs):
-            graph.edges.add((link.job_id, link.dataset_id, link.direction))
-            if link.dataset_id not in graph.dataset_ids:
-                graph.dataset_ids.add(link.dataset_id)
-                frontier_datasets.add(link.dataset_id)
-        frontier_jobs = set()
-        if not frontier_datasets:
+        links += reads.links_near(connection, frontier)
+        frontier = set()
+        for job_id, dataset_id, direction in links:
+            graph.job_ids.add(job_id)
+            graph.edges.add((job_id, dataset_id, direction))
+            if dataset_id not in graph.dataset_ids:
+                graph.dataset_ids.add(dataset_id)
+                frontier.add(dataset_id)
+        if not frontier:
             break
+        links = []
     return graph

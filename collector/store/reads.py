@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Select, and_, func, select
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, select, union
 
 from collector.store.tables import (
     column_edges,
@@ -53,13 +53,6 @@ def list_jobs(
 def get_job(connection: Connection, namespace: str, name: str) -> Row[Any] | None:
     query = select(jobs).where(jobs.c.namespace == namespace, jobs.c.name == name)
     return connection.execute(query).first()
-
-
-def jobs_by_id(connection: Connection, ids: Collection[int]) -> dict[int, Row[Any]]:
-    if not ids:
-        return {}
-    rows = connection.execute(select(jobs).where(jobs.c.id.in_(ids))).all()
-    return {row.id: row for row in rows}
 
 
 def list_runs(
@@ -109,16 +102,6 @@ def job_datasets(connection: Connection, job_ids: Collection[int]) -> Sequence[R
         .join(datasets, datasets.c.id == job_io.c.dataset_id)
         .where(job_io.c.job_id.in_(job_ids))
         .order_by(datasets.c.namespace, datasets.c.name)
-    )
-    return connection.execute(query).all()
-
-
-def dataset_jobs(connection: Connection, dataset_ids: Collection[int]) -> Sequence[Row[Any]]:
-    """(job_id, dataset_id, direction) for every job that read or wrote the datasets."""
-    if not dataset_ids:
-        return []
-    query: Select[Any] = select(job_io.c.job_id, job_io.c.dataset_id, job_io.c.direction).where(
-        job_io.c.dataset_id.in_(dataset_ids)
     )
     return connection.execute(query).all()
 
@@ -483,16 +466,201 @@ def run_payloads(connection: Connection, run_uuid: UUID) -> Sequence[Row[Any]]:
     return connection.execute(query).all()
 
 
-def edges_from(
-    connection: Connection, dataset_id: int, fields: Collection[str] | None = None
+# --- lineage graphs -------------------------------------------------------------------
+# A walk reads whole levels of a graph at once: each statement is built once, with its
+# id lists bound as expanding parameters, and selects only the columns the walk or the
+# answer uses. Every one is an index search (tests/test_query_plans.py).
+
+Link = tuple[int, int, str]  # (job_id, dataset_id, direction)
+_LINK = (job_io.c.job_id, job_io.c.dataset_id, job_io.c.direction)
+_JOB_LINKS: Select[Any] = select(*_LINK).where(
+    job_io.c.job_id.in_(bindparam("job_ids", expanding=True))
+)
+_LINKS_NEAR: Select[Any] = select(*_LINK).where(
+    job_io.c.job_id.in_(
+        select(job_io.c.job_id).where(
+            job_io.c.dataset_id.in_(bindparam("dataset_ids", expanding=True))
+        )
+    )
+)
+
+
+class GraphJob(NamedTuple):
+    """What a lineage graph node shows of a job (a plain tuple: its fields are read often)."""
+
+    id: int
+    namespace: str
+    name: str
+    type: str
+    created_at: datetime
+    updated_at: datetime
+    description: str | None
+    location: str | None
+    facets: dict[str, Any]
+
+
+class GraphDataset(NamedTuple):
+    """What a lineage graph node shows of a dataset."""
+
+    id: int
+    namespace: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    last_modified_at: datetime | None
+    description: str | None
+    facets: dict[str, Any]
+
+
+_GRAPH_JOBS: Select[Any] = select(*(jobs.c[name] for name in GraphJob._fields)).where(
+    jobs.c.id.in_(bindparam("ids", expanding=True))
+)
+_GRAPH_DATASETS: Select[Any] = select(*(datasets.c[name] for name in GraphDataset._fields)).where(
+    datasets.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def job_links(connection: Connection, job_ids: Collection[int]) -> Sequence[Link]:
+    """(job_id, dataset_id, direction) for every dataset the jobs read or wrote."""
+    if not job_ids:
+        return []
+    return cast(Sequence[Link], connection.execute(_JOB_LINKS, {"job_ids": list(job_ids)}).all())
+
+
+def links_near(connection: Connection, dataset_ids: Collection[int]) -> Sequence[Link]:
+    """(job_id, dataset_id, direction) of every job that read or wrote one of the datasets,
+    for all the datasets each such job read or wrote."""
+    if not dataset_ids:
+        return []
+    rows = connection.execute(_LINKS_NEAR, {"dataset_ids": list(dataset_ids)}).all()
+    return cast(Sequence[Link], rows)
+
+
+def graph_jobs(connection: Connection, ids: Collection[int]) -> dict[int, GraphJob]:
+    """The jobs, by id."""
+    if not ids:
+        return {}
+    rows = connection.execute(_GRAPH_JOBS, {"ids": list(ids)}).all()
+    return {row[0]: GraphJob._make(row) for row in rows}
+
+
+def graph_datasets(connection: Connection, ids: Collection[int]) -> dict[int, GraphDataset]:
+    """The datasets, by id."""
+    if not ids:
+        return {}
+    rows = connection.execute(_GRAPH_DATASETS, {"ids": list(ids)}).all()
+    return {row[0]: GraphDataset._make(row) for row in rows}
+
+
+_edge = column_edges.c
+_TRANSFORMATION = (
+    _edge.out_dataset_id,
+    _edge.out_field,
+    _edge.in_dataset_id,
+    _edge.in_field,
+    _edge.type,
+    _edge.subtype,
+    _edge.description,
+    _edge.masking,
+)
+_first_seen = func.min(_edge.id)
+# One row per distinct transformation, however many jobs (or runs of SQL) stored it, in
+# the order the edges were stored.
+_FIELD_INPUTS: Select[Any] = (
+    select(*_TRANSFORMATION)
+    .where(
+        _edge.out_dataset_id.in_(bindparam("dataset_ids", expanding=True)),
+        _edge.out_field.in_(bindparam("fields", expanding=True)),
+    )
+    .group_by(*_TRANSFORMATION)
+    .order_by(_edge.out_dataset_id, _edge.out_field, _first_seen)
+)
+_FIELD_READERS: Select[Any] = (
+    select(_edge.in_dataset_id, _edge.in_field, _edge.out_dataset_id, _edge.out_field)
+    .distinct()
+    .where(
+        _edge.in_dataset_id.in_(bindparam("dataset_ids", expanding=True)),
+        _edge.in_field.in_(bindparam("fields", expanding=True)),
+    )
+)
+_JOB_OUTPUT_FIELDS: Select[Any] = (
+    select(_edge.out_dataset_id, _edge.out_field)
+    .distinct()
+    .where(_edge.job_id == bindparam("job_id"))
+)
+_EDGE_FIELDS = union(
+    select(_edge.out_dataset_id.label("dataset_id"), _edge.out_field.label("field")).where(
+        _edge.out_dataset_id.in_(bindparam("dataset_ids", expanding=True))
+    ),
+    select(_edge.in_dataset_id, _edge.in_field).where(
+        _edge.in_dataset_id.in_(bindparam("dataset_ids", expanding=True))
+    ),
+)
+_newest_version = (
+    select(schema_versions.c.id)
+    .where(schema_versions.c.dataset_id == datasets.c.id)
+    .order_by(schema_versions.c.event_time.desc(), schema_versions.c.id.desc())
+    .limit(1)
+    .correlate(datasets)
+    .scalar_subquery()
+)
+_CURRENT_SCHEMAS: Select[Any] = select(
+    schema_versions.c.dataset_id, schema_versions.c.fields
+).where(
+    schema_versions.c.id.in_(
+        select(_newest_version).where(datasets.c.id.in_(bindparam("dataset_ids", expanding=True)))
+    )
+)
+_DATASET_NAMES: Select[Any] = select(datasets.c.id, datasets.c.namespace, datasets.c.name).where(
+    datasets.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def field_inputs(
+    connection: Connection, dataset_ids: Collection[int], fields: Collection[str]
 ) -> Sequence[Row[Any]]:
-    """Column edges that read from a dataset (all its columns, or the given ones)."""
-    query = select(column_edges).where(column_edges.c.in_dataset_id == dataset_id)
-    if fields is not None:
-        query = query.where(column_edges.c.in_field.in_(fields))
-    return connection.execute(query).all()
+    """The distinct transformations into the fields of the datasets (every field named for
+    every dataset): out_dataset_id, out_field, in_dataset_id, in_field, type, subtype,
+    description, masking; by output field, then first stored first."""
+    if not dataset_ids or not fields:
+        return []
+    parameters = {"dataset_ids": list(dataset_ids), "fields": list(fields)}
+    return connection.execute(_FIELD_INPUTS, parameters).all()
 
 
-def edges_of_job(connection: Connection, job_id: int) -> Sequence[Row[Any]]:
-    """The job's column edges, facet or parsed."""
-    return connection.execute(select(column_edges).where(column_edges.c.job_id == job_id)).all()
+def field_readers(
+    connection: Connection, dataset_ids: Collection[int], fields: Collection[str]
+) -> Sequence[Row[Any]]:
+    """(in_dataset_id, in_field, out_dataset_id, out_field) of the column edges reading the
+    fields of the datasets (every field named for every dataset), each once."""
+    if not dataset_ids or not fields:
+        return []
+    parameters = {"dataset_ids": list(dataset_ids), "fields": list(fields)}
+    return connection.execute(_FIELD_READERS, parameters).all()
+
+
+def job_output_fields(connection: Connection, job_id: int) -> Sequence[Row[Any]]:
+    """(out_dataset_id, out_field) the job's column edges write, each once."""
+    return connection.execute(_JOB_OUTPUT_FIELDS, {"job_id": job_id}).all()
+
+
+def edge_fields(connection: Connection, dataset_ids: Collection[int]) -> Sequence[Row[Any]]:
+    """(dataset_id, field) for every field of the datasets a column edge writes or reads."""
+    if not dataset_ids:
+        return []
+    return connection.execute(_EDGE_FIELDS, {"dataset_ids": list(dataset_ids)}).all()
+
+
+def current_schemas(connection: Connection, dataset_ids: Collection[int]) -> dict[int, Any]:
+    """The fields of each dataset's newest schema version (datasets without one left out)."""
+    if not dataset_ids:
+        return {}
+    rows = connection.execute(_CURRENT_SCHEMAS, {"dataset_ids": list(dataset_ids)}).all()
+    return {row.dataset_id: row.fields for row in rows}
+
+
+def dataset_names(connection: Connection, ids: Collection[int]) -> dict[int, Row[Any]]:
+    """(id, namespace, name) of the datasets, by id."""
+    if not ids:
+        return {}
+    return {row.id: row for row in connection.execute(_DATASET_NAMES, {"ids": list(ids)})}
