@@ -38,6 +38,7 @@ from collector.openlineage import (
     JobEvent,
     OutputDataset,
     RunEvent,
+    parse_canonical,
     parse_datetime,
     parse_event,
 )
@@ -69,8 +70,7 @@ def prepare(document: Any, raw: bytes | None = None) -> Incoming:
     `raw` is the event's JSON as received (valid UTF-8), kept as the stored payload so it
     reads back exactly as sent; without it the document is serialised again.
     """
-    event = parse_event(document)
-    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    event, canonical = parse_canonical(document)
     payload = raw.decode() if raw is not None else orjson.dumps(document).decode()
     return Incoming(
         event=event,

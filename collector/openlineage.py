@@ -22,19 +22,38 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     StrictBool,
     StrictInt,
     ValidationError,
     model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S*$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S*$")  # as the OpenAPI document shows it
+# `_URI` for pydantic-core's Rust regex engine, which checks it without a Python call per value:
+# `_SPACE` is every character of Python's `\s` (`str.isspace()`, \x1C-\x1F included), and
+# Python's `$` also matches before a final newline.
+_SPACE = (
+    r"\t\n\x0B\x0C\r\x1C-\x20\x85\xA0"
+    r"\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+)
+_URI_IN_RUST = rf"^[A-Za-z][A-Za-z0-9+.\-]*:[^{_SPACE}]*\n?$"
+_NOT_URI = "must be a URI with a scheme, such as https://…"
 
 
-def _require_uri(value: object) -> object:
-    if isinstance(value, str) and not _URI.match(value):
-        raise ValueError("must be a URI with a scheme, such as https://…")
-    return value
+class _RequireUri:
+    """A string matching `_URI`; one that does not gets the error a validator raising
+    `ValueError(_NOT_URI)` would give, anything else the error `str` gives."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        matching = core_schema.str_schema(pattern=_URI_IN_RUST)
+        problem = core_schema.custom_error_schema(
+            matching, "value_error", custom_error_context={"error": _NOT_URI}
+        )
+        return core_schema.chain_schema([handler(source), problem])
 
 
 def parse_datetime(value: object) -> datetime:
@@ -68,6 +87,8 @@ MAX_NAME_BYTES = 1024
 
 def within_name_limit(value: str) -> str:
     """The name, when the store's indexes can hold it; ValueError saying its size otherwise."""
+    if len(value) * 4 <= MAX_NAME_BYTES:  # no character takes more than 4 bytes
+        return value
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > MAX_NAME_BYTES:
         raise ValueError(f"must be at most {MAX_NAME_BYTES} bytes in UTF-8, not {size}")
@@ -85,9 +106,7 @@ def _upper_within(characters: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-Uri = Annotated[
-    str, BeforeValidator(_require_uri), Field(json_schema_extra={"pattern": _URI.pattern})
-]
+Uri = Annotated[str, _RequireUri(), Field(json_schema_extra={"pattern": _URI.pattern})]
 DateTime = Annotated[datetime, BeforeValidator(parse_datetime)]
 # A query parameter's time: parsed as FastAPI parses times (bare dates too), then made UTC.
 QueryDateTime = Annotated[datetime, AfterValidator(parse_datetime)]
@@ -116,6 +135,13 @@ class _Facets(_Open):
         if isinstance(data, dict) and len(data) > MAX_FACETS:
             raise ValueError(f"at most {MAX_FACETS} facets, not {len(data)}")
         return data
+
+
+def _none_given(facets: type[_Facets]) -> Any:
+    """A facets field's default: one empty instance, shared (the models are frozen), instead of
+    a new one validated for each event that leaves the field out."""
+    empty = facets()
+    return Field(default_factory=lambda: empty)
 
 
 class Facet(_Open):
@@ -224,15 +250,15 @@ class OutputDatasetFacets(_Facets):
 class Dataset(_Open):
     namespace: Name
     name: Name
-    facets: DatasetFacets = Field(default_factory=DatasetFacets)
+    facets: DatasetFacets = _none_given(DatasetFacets)
 
 
 class InputDataset(Dataset):
-    inputFacets: InputDatasetFacets = Field(default_factory=InputDatasetFacets)
+    inputFacets: InputDatasetFacets = _none_given(InputDatasetFacets)
 
 
 class OutputDataset(Dataset):
-    outputFacets: OutputDatasetFacets = Field(default_factory=OutputDatasetFacets)
+    outputFacets: OutputDatasetFacets = _none_given(OutputDatasetFacets)
 
 
 # --- job facets -----------------------------------------------------------------------
@@ -265,7 +291,7 @@ class JobFacets(_Facets):
 class Job(_Open):
     namespace: Name
     name: Name
-    facets: JobFacets = Field(default_factory=JobFacets)
+    facets: JobFacets = _none_given(JobFacets)
 
 
 # --- run facets -----------------------------------------------------------------------
@@ -306,7 +332,7 @@ class RunFacets(_Facets):
 
 class Run(_Open):
     runId: UUID
-    facets: RunFacets = Field(default_factory=RunFacets)
+    facets: RunFacets = _none_given(RunFacets)
 
 
 # --- events ---------------------------------------------------------------------------
@@ -386,6 +412,16 @@ def event_model_for(schema_url: object) -> type[RunEvent] | type[DatasetEvent] |
 
 def parse_event(document: Any) -> Event:
     """Validate one decoded JSON document as an OpenLineage event, or raise InvalidEvent."""
+    return _parse(document, 0)[0]
+
+
+def parse_canonical(document: Any) -> tuple[Event, bytes]:
+    """`parse_event`, and the document's JSON with its keys sorted (what its content hash is
+    taken of): the document is serialised once for both."""
+    return _parse(document, orjson.OPT_SORT_KEYS)
+
+
+def _parse(document: Any, option: int) -> tuple[Event, bytes]:
     if not isinstance(document, dict):
         raise InvalidEvent(
             [
@@ -394,15 +430,16 @@ def parse_event(document: Any) -> Event:
                 )
             ]
         )
-    nul = _nul_problems(document) if b"\\u0000" in orjson.dumps(document) else []
+    serialised = orjson.dumps(document, option=option)
+    nul = _nul_problems(document) if b"\\u0000" in serialised else []
     model = event_model_for(document.get("schemaURL"))
     try:
-        event = model.model_validate(document)
+        event = model.__pydantic_validator__.validate_python(document)  # model_validate, direct
     except ValidationError as error:
         raise InvalidEvent(nul + _problems(error)) from None
     if nul:
         raise InvalidEvent(nul)
-    return event
+    return event, serialised
 
 
 _NUL_PROBLEM = "must not contain the NUL character (\\u0000), which the store cannot keep"
