@@ -88,20 +88,24 @@ def judge(
     )
 
 
+_RECORD = gate_decisions.insert()  # built once: each decision only binds its values
+
+
 def record(connection: Connection, answer: GateAnswer, plan: Plan | None) -> None:
     """Keep the decision in the audit log (in the writer's transaction)."""
     connection.execute(
-        gate_decisions.insert().values(
-            uuid=answer.decision_id,
-            namespace=answer.namespace,
-            job=answer.job,
-            decided_at=answer.decided_at,
-            decision=answer.decision.decision,
-            mode=answer.mode,
-            effective=answer.effective,
-            reasons=[_reason_json(reason) for reason in answer.decision.reasons],
-            plan=_plan_json(plan) if plan is not None else None,
-        )
+        _RECORD,
+        {
+            "uuid": answer.decision_id,
+            "namespace": answer.namespace,
+            "job": answer.job,
+            "decided_at": answer.decided_at,
+            "decision": answer.decision.decision,
+            "mode": answer.mode,
+            "effective": answer.effective,
+            "reasons": [_reason_json(reason) for reason in answer.decision.reasons],
+            "plan": _plan_json(plan) if plan is not None else None,
+        },
     )
 
 
