@@ -129,7 +129,7 @@ def build_context(
     stored_inputs = [
         known[key] for key in dict.fromkeys(_key(ref) for ref in inputs) if key in known
     ]
-    producers = reads.producers(connection, [row.id for row in stored_inputs])
+    producers = _producers_of_inputs(connection, plan, job_row, stored_inputs)
     versions = reads.schema_versions_by_id(
         connection, {id_ for row in stored_inputs for id_ in _schema_pair(row) or ()}
     )
@@ -195,18 +195,37 @@ def _declared_or_known(
 ) -> tuple[list[Declared], list[Declared], dict[tuple[str, str], Row[Any]]]:
     """The inputs and outputs the plan declares, or else those of the job's latest run; and
     the stored ones among them by (namespace, name), with their state (`reads.gate_*`)."""
-    if plan is not None and (plan.inputs or plan.outputs):
+    if plan is not None and _declares(plan):
         names = {_key(ref) for ref in plan.inputs + plan.outputs}
-        rows = reads.gate_named_datasets(connection, names, since, _INPUT_ANOMALIES)
+        rows = reads.gate_named_datasets(connection, names, since)
         return list(plan.inputs), list(plan.outputs), {(r.namespace, r.name): r for r in rows}
     if job_row is None or job_row.latest_run_uuid is None:
         return [], [], {}
-    used = reads.gate_run_datasets(connection, job_row.latest_run_uuid, since, _INPUT_ANOMALIES)
+    used = reads.gate_run_datasets(connection, job_row.latest_run_uuid, since)
     refs = {
         direction: [Declared(io.namespace, io.name) for io in used if io.direction == direction]
         for direction in ("input", "output")
     }
     return refs["input"], refs["output"], {(io.namespace, io.name): io for io in used}
+
+
+def _producers_of_inputs(
+    connection: Connection,
+    plan: Plan | None,
+    job_row: Row[Any] | None,
+    stored_inputs: list[Row[Any]],
+) -> dict[int, list[Row[Any]]]:
+    """`reads.producers` of the stored inputs: those declared, or the latest run's."""
+    if not stored_inputs:
+        return {}
+    if _declares(plan) or job_row is None:
+        return reads.producers(connection, [row.id for row in stored_inputs])
+    return reads.producers_of_run_inputs(connection, job_row.latest_run_uuid)
+
+
+def _declares(plan: Plan | None) -> bool:
+    """Whether the plan names the job's inputs or outputs (else the latest run's are used)."""
+    return plan is not None and bool(plan.inputs or plan.outputs)
 
 
 def _input_state(
@@ -230,7 +249,7 @@ def _input_state(
         else ()
     )
     anomalies = (
-        reads.open_findings_on(connection, ref.namespace, ref.name) if row.open_anomaly else ()
+        reads.open_anomalies_on(connection, ref.namespace, ref.name) if row.open_anomaly else ()
     )
     return InputState(
         namespace=ref.namespace,
@@ -244,9 +263,7 @@ def _input_state(
         producers=_producers(producers.get(row.id, ()), job_row),
         last_modified=row.last_modified_at,
         freshness=settings.freshness,
-        open_anomalies=tuple(
-            finding.message for finding in anomalies if finding.kind in _INPUT_ANOMALIES
-        ),
+        open_anomalies=tuple(anomalies),
     )
 
 
@@ -279,7 +296,6 @@ def _output_state(
     )
 
 
-_INPUT_ANOMALIES = ("volume",)
 _MAX_HOPS = 20
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, exists, func, select
+from sqlalchemy import Connection, Row, Select, and_, bindparam, exists, func, or_, select
 
 from collector.store.tables import (
     UTCDateTime,
@@ -236,6 +236,11 @@ def _schema_version(*where: Any, newest: bool) -> Any:
     return query.order_by(*order).limit(1).scalar_subquery()
 
 
+# Open findings of these kinds on an input are what a gate reports as its anomalies.
+GATE_ANOMALY_KINDS = ("volume",)
+_OPEN_ANOMALY = and_(
+    findings.c.status == "open", or_(*(findings.c.kind == kind for kind in GATE_ANOMALY_KINDS))
+)
 _checks = quality_assertions.c
 _NEWEST_CHECK = (
     select(_checks.run_uuid)
@@ -265,8 +270,7 @@ _DATASET_STATE = (
     .where(
         findings.c.dataset_namespace == datasets.c.namespace,
         findings.c.dataset == datasets.c.name,
-        findings.c.status == "open",
-        findings.c.kind.in_(bindparam("kinds", expanding=True)),
+        _OPEN_ANOMALY,
     )
     .label("open_anomaly"),
 )
@@ -285,14 +289,14 @@ _GATE_NAMED_DATASETS: Select[Any] = select(*_DATASET_STATE).where(
 
 
 def gate_run_datasets(
-    connection: Connection, run_uuid: UUID, since: datetime | None, anomalies: Collection[str]
+    connection: Connection, run_uuid: UUID, since: datetime | None
 ) -> Sequence[Row[Any]]:
     """The datasets a run read and wrote (`direction`), each with its state for a gate:
     `schema_at_since`, `schema_first_after` and `schema_newest` (ids of schema versions:
     the one in force at `since`, the first and the newest after it), `check_run_uuid` and
     `check_parent_run_uuid` (the newest run that checked it and that run's parent), and
-    `open_anomaly` (whether a finding of one of these kinds is open on it)."""
-    parameters = {"run_uuid": run_uuid, "since": since, "kinds": list(anomalies)}
+    `open_anomaly` (whether a finding of a GATE_ANOMALY_KINDS kind is open on it)."""
+    parameters = {"run_uuid": run_uuid, "since": since}
     return connection.execute(_GATE_RUN_DATASETS, parameters).all()
 
 
@@ -300,7 +304,6 @@ def gate_named_datasets(
     connection: Connection,
     names: Collection[tuple[str, str]],
     since: datetime | None,
-    anomalies: Collection[str],
 ) -> Sequence[Row[Any]]:
     """The stored datasets of these (namespace, name), each with its state as above."""
     if not names:
@@ -309,7 +312,6 @@ def gate_named_datasets(
         "namespaces": list({namespace for namespace, _ in names}),
         "names": list({name for _, name in names}),
         "since": since,
-        "kinds": list(anomalies),
     }
     rows = connection.execute(_GATE_NAMED_DATASETS, parameters)
     return [row for row in rows if (row.namespace, row.name) in names]
@@ -329,20 +331,30 @@ def schema_versions_by_id(connection: Connection, ids: Collection[int]) -> dict[
 
 
 _PRODUCED_AT = func.coalesce(runs.c.ended_at, runs.c.created_at)
-_PRODUCERS: Select[Any] = (
-    select(
-        job_io.c.dataset_id,
-        jobs.c.id,
-        jobs.c.namespace,
-        jobs.c.name,
-        _newest_run(runs.c.state).label("state"),
-        _newest_run(_PRODUCED_AT).label("at"),
-        _newest_run(_PRODUCED_AT, _COMPLETED).label("last_success"),
+
+
+def _producers_of(dataset_ids: Any) -> Select[Any]:
+    return (
+        select(
+            job_io.c.dataset_id,
+            jobs.c.id,
+            jobs.c.namespace,
+            jobs.c.name,
+            _newest_run(runs.c.state).label("state"),
+            _newest_run(_PRODUCED_AT).label("at"),
+            _newest_run(_PRODUCED_AT, _COMPLETED).label("last_success"),
+        )
+        .join(jobs, jobs.c.id == job_io.c.job_id)
+        .where(job_io.c.dataset_id.in_(dataset_ids), job_io.c.direction == "output")
     )
-    .join(jobs, jobs.c.id == job_io.c.job_id)
-    .where(
-        job_io.c.dataset_id.in_(bindparam("dataset_ids", expanding=True)),
-        job_io.c.direction == "output",
+
+
+_PRODUCERS = _producers_of(bindparam("dataset_ids", expanding=True))
+# A list of ids is spliced into the statement's text at each call, which costs more than
+# the query: a run's inputs are named by the run instead.
+_PRODUCERS_OF_RUN_INPUTS = _producers_of(
+    select(run_io.c.dataset_id).where(
+        run_io.c.run_uuid == bindparam("run_uuid"), run_io.c.direction == "input"
     )
 )
 
@@ -351,10 +363,20 @@ def producers(connection: Connection, dataset_ids: Collection[int]) -> dict[int,
     """Per dataset, the jobs that write it (`id`, `namespace`, `name`), each with its newest
     run's `state` and end (`at`, its creation while running) and the end of its newest
     completed run (`last_success`); `state` and `at` are None for a job with no run."""
+    if not dataset_ids:
+        return {}
+    return _by_dataset(connection.execute(_PRODUCERS, {"dataset_ids": list(dataset_ids)}))
+
+
+def producers_of_run_inputs(connection: Connection, run_uuid: UUID) -> dict[int, list[Row[Any]]]:
+    """`producers` of the datasets the run read."""
+    return _by_dataset(connection.execute(_PRODUCERS_OF_RUN_INPUTS, {"run_uuid": run_uuid}))
+
+
+def _by_dataset(rows: Iterable[Row[Any]]) -> dict[int, list[Row[Any]]]:
     found: dict[int, list[Row[Any]]] = {}
-    if dataset_ids:
-        for row in connection.execute(_PRODUCERS, {"dataset_ids": list(dataset_ids)}):
-            found.setdefault(row.dataset_id, []).append(row)
+    for row in rows:
+        found.setdefault(row.dataset_id, []).append(row)
     return found
 
 
@@ -581,13 +603,17 @@ def get_finding(connection: Connection, finding_id: int) -> Row[Any] | None:
     return connection.execute(select(findings).where(findings.c.id == finding_id)).first()
 
 
-def open_findings_on(connection: Connection, namespace: str, name: str) -> Sequence[Row[Any]]:
-    query = select(findings).where(
-        findings.c.dataset_namespace == namespace,
-        findings.c.dataset == name,
-        findings.c.status == "open",
-    )
-    return connection.execute(query).all()
+_ANOMALIES_ON: Select[Any] = select(findings.c.message).where(
+    findings.c.dataset_namespace == bindparam("namespace"),
+    findings.c.dataset == bindparam("name"),
+    _OPEN_ANOMALY,
+)
+
+
+def open_anomalies_on(connection: Connection, namespace: str, name: str) -> list[str]:
+    """The messages of the open findings of a GATE_ANOMALY_KINDS kind on the dataset."""
+    parameters = {"namespace": namespace, "name": name}
+    return list(connection.execute(_ANOMALIES_ON, parameters).scalars())
 
 
 def edges_into(
