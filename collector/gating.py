@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import Connection, Engine, Row
 
@@ -195,7 +195,7 @@ def _declared_or_known(
 ) -> tuple[list[Declared], list[Declared], dict[tuple[str, str], Row[Any]]]:
     """The inputs and outputs the plan declares, or else those of the job's latest run; and
     the stored ones among them by (namespace, name), with their state (`reads.gate_*`)."""
-    if plan is not None and _declares(plan):
+    if _declares(plan):
         names = {_key(ref) for ref in plan.inputs + plan.outputs}
         rows = reads.gate_named_datasets(connection, names, since)
         return list(plan.inputs), list(plan.outputs), {(r.namespace, r.name): r for r in rows}
@@ -215,15 +215,15 @@ def _producers_of_inputs(
     job_row: Row[Any] | None,
     stored_inputs: list[Row[Any]],
 ) -> dict[int, list[Row[Any]]]:
-    """`reads.producers` of the stored inputs: those declared, or the latest run's."""
+    """`reads.producers` of the stored inputs: the latest run's, or those declared."""
     if not stored_inputs:
         return {}
-    if _declares(plan) or job_row is None:
-        return reads.producers(connection, [row.id for row in stored_inputs])
-    return reads.producers_of_run_inputs(connection, job_row.latest_run_uuid)
+    if job_row is not None and not _declares(plan):
+        return reads.producers_of_run_inputs(connection, job_row.latest_run_uuid)
+    return reads.producers(connection, [row.id for row in stored_inputs])
 
 
-def _declares(plan: Plan | None) -> bool:
+def _declares(plan: Plan | None) -> TypeGuard[Plan]:
     """Whether the plan names the job's inputs or outputs (else the latest run's are used)."""
     return plan is not None and bool(plan.inputs or plan.outputs)
 
