@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import signal
 import sys
@@ -83,11 +82,6 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     except AuthFileError as error:
         raise click.ClickException(f"token file refused: {error}") from None
     click.echo(access_notice(settings.host, app.state.auth), err=True)
-    # What is imported and built by now lives as long as the process: frozen, it is out of
-    # the cyclic collector's way, whose full collections (large reads set them off: a lineage
-    # graph of 2,000 nodes is tens of thousands of containers) then walk only what came later.
-    gc.collect()
-    gc.freeze()
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _exit_after_graceful_stop)
     uvicorn.run(

@@ -8,9 +8,10 @@ pipewarden knows of it: its latest run's inputs and outputs and its column linea
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import Connection, Engine, Row
 
@@ -87,20 +88,24 @@ def judge(
     )
 
 
+_RECORD = gate_decisions.insert()  # built once: each decision only binds its values
+
+
 def record(connection: Connection, answer: GateAnswer, plan: Plan | None) -> None:
     """Keep the decision in the audit log (in the writer's transaction)."""
     connection.execute(
-        gate_decisions.insert().values(
-            uuid=answer.decision_id,
-            namespace=answer.namespace,
-            job=answer.job,
-            decided_at=answer.decided_at,
-            decision=answer.decision.decision,
-            mode=answer.mode,
-            effective=answer.effective,
-            reasons=[_reason_json(reason) for reason in answer.decision.reasons],
-            plan=_plan_json(plan) if plan is not None else None,
-        )
+        _RECORD,
+        {
+            "uuid": answer.decision_id,
+            "namespace": answer.namespace,
+            "job": answer.job,
+            "decided_at": answer.decided_at,
+            "decision": answer.decision.decision,
+            "mode": answer.mode,
+            "effective": answer.effective,
+            "reasons": [_reason_json(reason) for reason in answer.decision.reasons],
+            "plan": _plan_json(plan) if plan is not None else None,
+        },
     )
 
 
@@ -113,15 +118,22 @@ def build_context(
     now: datetime,
 ) -> GateContext:
     settings = policy.for_job(namespace, job)
-    job_row = reads.get_job(connection, namespace, job)
-    inputs, outputs = _declared_or_known(connection, job_row, plan)
-    read_by_job = reads.columns_read(connection, job_row.id) if job_row is not None else None
-    success = reads.last_success(connection, job_row.id) if job_row is not None else None
-    since = success.created_at if success is not None else None
-    known = reads.datasets_by_name(connection, {(d.namespace, d.name) for d in inputs + outputs})
+    job_row = reads.gate_job(connection, namespace, job)
+    since = job_row.last_success_at if job_row is not None else None
+    inputs, outputs, known = _declared_or_known(connection, job_row, plan, since)
+    edges = reads.job_edges(connection, job_row.id) if job_row is not None else []
+    read_by_job = reads.read_columns(edges)
     planned = _plan_lineage(connection, plan, known, inputs, outputs)
     if planned is not None:
         read_by_job = planned.read
+    stored_inputs = [
+        known[key] for key in dict.fromkeys(_key(ref) for ref in inputs) if key in known
+    ]
+    producers = _producers_of_inputs(connection, plan, job_row, stored_inputs)
+    versions = reads.schema_versions_by_id(
+        connection, {id_ for row in stored_inputs for id_ in _schema_pair(row) or ()}
+    )
+    with_lineage = {edge.out_dataset_id for edge in edges}
     return GateContext(
         namespace=namespace,
         job=job,
@@ -129,13 +141,17 @@ def build_context(
         owner=settings.owner or _owner_facet(job_row),
         block_on_upstream_failure=settings.block_on_upstream_failure,
         inputs=tuple(
-            _input_state(connection, policy, ref, known, read_by_job, since, job_row)
+            _input_state(connection, policy, ref, known, read_by_job, versions, producers, job_row)
             for ref in inputs
         ),
         outputs=tuple(
-            _output_state(connection, policy, ref, known, job_row, planned) for ref in outputs
+            _output_state(connection, policy, ref, known, with_lineage, planned) for ref in outputs
         ),
     )
+
+
+def _key(ref: Declared) -> tuple[str, str]:
+    return ref.namespace, ref.name
 
 
 @dataclass(frozen=True)
@@ -175,21 +191,41 @@ def _plan_lineage(
 
 
 def _declared_or_known(
-    connection: Connection, job_row: Row[Any] | None, plan: Plan | None
-) -> tuple[list[Declared], list[Declared]]:
-    if plan is not None and (plan.inputs or plan.outputs):
-        return list(plan.inputs), list(plan.outputs)
-    if job_row is None:
-        return [], []
-    latest = reads.latest_run(connection, job_row.id)
-    if latest is None:
-        return [], []
-    used = reads.run_datasets(connection, latest.uuid)
+    connection: Connection, job_row: Row[Any] | None, plan: Plan | None, since: datetime | None
+) -> tuple[list[Declared], list[Declared], dict[tuple[str, str], Row[Any]]]:
+    """The inputs and outputs the plan declares, or else those of the job's latest run; and
+    the stored ones among them by (namespace, name), with their state (`reads.gate_*`)."""
+    if _declares(plan):
+        names = {_key(ref) for ref in plan.inputs + plan.outputs}
+        rows = reads.gate_named_datasets(connection, names, since)
+        return list(plan.inputs), list(plan.outputs), {(r.namespace, r.name): r for r in rows}
+    if job_row is None or job_row.latest_run_uuid is None:
+        return [], [], {}
+    used = reads.gate_run_datasets(connection, job_row.latest_run_uuid, since)
     refs = {
         direction: [Declared(io.namespace, io.name) for io in used if io.direction == direction]
         for direction in ("input", "output")
     }
-    return refs["input"], refs["output"]
+    return refs["input"], refs["output"], {(io.namespace, io.name): io for io in used}
+
+
+def _producers_of_inputs(
+    connection: Connection,
+    plan: Plan | None,
+    job_row: Row[Any] | None,
+    stored_inputs: list[Row[Any]],
+) -> dict[int, list[Row[Any]]]:
+    """`reads.producers` of the stored inputs: the latest run's, or those declared."""
+    if not stored_inputs:
+        return {}
+    if job_row is not None and not _declares(plan):
+        return reads.producers_of_run_inputs(connection, job_row.latest_run_uuid)
+    return reads.producers(connection, [row.id for row in stored_inputs])
+
+
+def _declares(plan: Plan | None) -> TypeGuard[Plan]:
+    """Whether the plan names the job's inputs or outputs (else the latest run's are used)."""
+    return plan is not None and bool(plan.inputs or plan.outputs)
 
 
 def _input_state(
@@ -198,31 +234,36 @@ def _input_state(
     ref: Declared,
     known: dict[tuple[str, str], Row[Any]],
     read_by_job: dict[int, set[str]] | None,
-    since: datetime | None,
+    versions: dict[int, Row[Any]],
+    producers: dict[int, list[Row[Any]]],
     job_row: Row[Any] | None,
 ) -> InputState:
     settings = policy.for_dataset(ref.namespace, ref.name)
-    row = known.get((ref.namespace, ref.name))
+    row = known.get(_key(ref))
     if row is None:
         return InputState(ref.namespace, ref.name, freshness=settings.freshness)
     columns = None if read_by_job is None else frozenset(read_by_job.get(row.id, set()))
+    checked = (
+        reads.check_results(connection, row.id, row.check_run_uuid, row.check_parent_run_uuid)
+        if row.check_run_uuid is not None
+        else ()
+    )
+    anomalies = (
+        reads.open_anomalies_on(connection, ref.namespace, ref.name) if row.open_anomaly else ()
+    )
     return InputState(
         namespace=ref.namespace,
         name=ref.name,
         columns_read=columns,
-        schema_changes=_schema_changes(connection, row.id, since),
+        schema_changes=_schema_changes(row, versions),
         assertions=tuple(
             Assertion(a.assertion, a.column_name, a.success, a.severity, a.event_time)
-            for a in reads.latest_assertions(connection, row.id)
+            for a in checked
         ),
-        producers=_producers(connection, row.id, job_row),
+        producers=_producers(producers.get(row.id, ()), job_row),
         last_modified=row.last_modified_at,
         freshness=settings.freshness,
-        open_anomalies=tuple(
-            finding.message
-            for finding in reads.open_findings_on(connection, ref.namespace, ref.name)
-            if finding.kind in _INPUT_ANOMALIES
-        ),
+        open_anomalies=tuple(anomalies),
     )
 
 
@@ -231,16 +272,12 @@ def _output_state(
     policy: Policy,
     ref: Declared,
     known: dict[tuple[str, str], Row[Any]],
-    job_row: Row[Any] | None,
+    with_lineage: set[int],
     planned: PlannedLineage | None,
 ) -> OutputState:
     settings = policy.for_dataset(ref.namespace, ref.name)
-    row = known.get((ref.namespace, ref.name))
-    lineage = (
-        row is not None
-        and job_row is not None
-        and reads.has_column_lineage(connection, job_row.id, row.id)
-    )
+    row = known.get(_key(ref))
+    lineage = row is not None and row.id in with_lineage
     flows: tuple[PiiFlow, ...] = ()
     if settings.public:
         start: set[tuple[int, str, str]] = set()
@@ -259,7 +296,6 @@ def _output_state(
     )
 
 
-_INPUT_ANOMALIES = ("volume",)
 _MAX_HOPS = 20
 
 
@@ -314,16 +350,21 @@ def _pii_columns(policy: Policy, dataset: Row[Any]) -> set[str]:
     return tagged
 
 
-def _schema_changes(
-    connection: Connection, dataset_id: int, since: datetime | None
-) -> tuple[SchemaChange, ...]:
+def _schema_pair(row: Row[Any]) -> tuple[int, int] | None:
+    """The ids of the schema version the job last ran well on (`since`: in force then, or
+    else the first after) and of the current one, when they differ."""
+    first = row.schema_at_since if row.schema_at_since is not None else row.schema_first_after
+    if first is None or row.schema_newest is None or first == row.schema_newest:
+        return None
+    return first, row.schema_newest
+
+
+def _schema_changes(row: Row[Any], versions: dict[int, Row[Any]]) -> tuple[SchemaChange, ...]:
     """The net change from the schema the job last ran well on to the current one."""
-    if since is None:
+    pair = _schema_pair(row)
+    if pair is None:
         return ()
-    versions = reads.schema_versions_since(connection, dataset_id, since)
-    if len(versions) < 2:
-        return ()
-    first, last = versions[0], versions[-1]
+    first, last = versions[pair[0]], versions[pair[1]]
     return tuple(
         SchemaChange(
             kind=change.kind,
@@ -338,27 +379,18 @@ def _schema_changes(
     )
 
 
-def _producers(
-    connection: Connection, dataset_id: int, job_row: Row[Any] | None
-) -> tuple[ProducerRun, ...]:
-    found = []
-    for producer in reads.producers(connection, dataset_id):
-        if job_row is not None and producer.id == job_row.id:
-            continue
-        latest = reads.latest_run(connection, producer.id)
-        if latest is None:
-            continue
-        success = reads.last_success(connection, producer.id)
-        found.append(
-            ProducerRun(
-                namespace=producer.namespace,
-                job=producer.name,
-                state=latest.state,
-                at=latest.ended_at or latest.created_at,
-                last_success=(success.ended_at or success.created_at) if success else None,
-            )
+def _producers(producers: Sequence[Row[Any]], job_row: Row[Any] | None) -> tuple[ProducerRun, ...]:
+    return tuple(
+        ProducerRun(
+            namespace=producer.namespace,
+            job=producer.name,
+            state=producer.state,
+            at=producer.at,
+            last_success=producer.last_success,
         )
-    return tuple(found)
+        for producer in producers
+        if (job_row is None or producer.id != job_row.id) and producer.state is not None
+    )
 
 
 def _owner_facet(job_row: Row[Any] | None) -> str | None:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 
 from collector.api.app import create_app
 from collector.auth import create_token
@@ -31,7 +31,7 @@ from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.migrate import upgrade
 from collector.store.prune import removed_totals_of
-from collector.store.tables import runs
+from collector.store.tables import findings, runs
 from tests.events import dataset, facet, run_event
 from tests.settled import SettledClient
 from tests.test_store_group import mixed_events
@@ -170,14 +170,7 @@ def test_retention_uses_indexes(traced: tuple[TestClient, list[tuple[str, Any]]]
             assert client.post("/api/v1/lineage", json=event_json).status_code == 201
     assert client.get("/api/v1/gates/shop/orders_daily").status_code == 200
     services = client.app.state.services  # type: ignore[attr-defined]
-    unjudged = select(func.count()).where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
-    deadline = monotonic() + 20
-    while True:
-        with services.engine.connect() as connection:
-            if connection.execute(unjudged).scalar_one() == 0:
-                break
-        assert monotonic() < deadline, "the evaluator did not judge the runs in time"
-        sleep(0.05)
+    _wait_until_judged(client)
     statements.clear()
     retention = Retention(services.engine, services.writer.write_sync, 90, batch_size=1)
     assert retention.count(now).runs == 3
@@ -186,6 +179,19 @@ def test_retention_uses_indexes(traced: tuple[TestClient, list[tuple[str, Any]]]
         assert [row.removed for row in removed_totals_of(connection, "run")] == [3]
     assert len(statements) > 15
     assert _full_scans(client, statements) == []
+
+
+def _wait_until_judged(client: TestClient) -> None:
+    """Until the evaluator has judged every finished run (and so sends nothing more)."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    unjudged = select(func.count()).where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+    deadline = monotonic() + 20
+    while True:
+        with services.engine.connect() as connection:
+            if connection.execute(unjudged).scalar_one() == 0:
+                return
+        assert monotonic() < deadline, "the evaluator did not judge the runs in time"
+        sleep(0.05)
 
 
 def _full_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
@@ -342,3 +348,86 @@ def test_a_gate_reading_checks_of_sibling_runs_uses_indexes(
     sibling_reads = [detail for detail, s in plans if "quality_assertions.run_uuid IN" in s]
     assert "SEARCH runs USING INDEX ix_runs_parent_run_uuid (parent_run_uuid=?)" in sibling_reads
     assert any("USING INDEX uq_quality_assertions_check" in d for d in sibling_reads)
+
+
+def test_a_gate_reads_a_few_indexed_statements(
+    traced: tuple[TestClient, list[tuple[str, Any]]],
+) -> None:
+    """A gate reads the job with its newest run and last success, the run's datasets with
+    their state, the job's column edges and its inputs' producers, however many inputs;
+    schema versions, quality results and anomaly messages only where an input has some.
+    Every one of those statements is indexed."""
+    client, statements = traced
+    orders = [("id", "int"), ("n", "int")]
+    reads_id = facet(
+        "ColumnLineageDatasetFacet",
+        fields={"n": {"inputFields": [{"namespace": "pg", "name": "orders", "field": "id"}]}},
+    )
+    failed = facet(
+        "DataQualityAssertionsDatasetFacet", assertions=[{"assertion": "unique", "success": False}]
+    )
+    history = [  # (job, time, inputs, outputs)
+        ("load_orders", "01:00", [], [dataset("orders", "pg", fields=orders)]),
+        (
+            "orders_daily",
+            "02:00",
+            [dataset("orders", "pg"), dataset("customers", "pg")],
+            [dataset("daily", "pg", columnLineage=reads_id)],
+        ),
+        ("load_orders", "03:00", [], [dataset("orders", "pg", fields=orders[:1])]),
+        ("check_orders", "03:30", [dataset("orders", "pg", dataQualityAssertions=failed)], []),
+        ("plain", "04:00", [dataset(f"plain_{n}", "pg") for n in range(3)], []),
+    ]
+    for job, time, inputs, outputs in history:
+        event_json = run_event(
+            "COMPLETE",
+            job=job,
+            event_time=f"2024-05-01T{time}:00Z",
+            inputs=inputs,
+            outputs=outputs,
+        )
+        assert client.post("/api/v1/lineage", json=event_json).status_code == 201
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.writer.write_sync(
+        lambda connection: connection.execute(
+            insert(findings).values(
+                key="volume|orders",
+                kind="volume",
+                namespace="shop",
+                job="load_orders",
+                dataset_namespace="pg",
+                dataset="orders",
+                event_time=datetime(2024, 5, 1, 3, tzinfo=UTC),
+                detected_at=datetime(2024, 5, 1, 3, tzinfo=UTC),
+                severity="warn",
+                score=5.0,
+                status="open",
+                message="orders: 0 rows",
+            )
+        )
+    )
+    _wait_until_judged(client)
+    services.evaluator.stop()  # so that what is sent below is the gate's alone
+
+    def selects(path: str, plan: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+        """The SELECTs one gate call sends; its answer's rules go to `rules`."""
+        statements.clear()
+        answer = client.post(path, json=plan) if plan else client.get(path)
+        assert answer.status_code == 200, answer.text
+        rules[path] = {reason["rule"] for reason in answer.json()["reasons"]}
+        return [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
+
+    rules: dict[str, set[str]] = {}
+    plain = selects("/api/v1/gates/shop/plain")
+    assert len(plain) == 4, [s for s, _ in plain]
+    known = selects("/api/v1/gates/shop/orders_daily")
+    assert len(known) == 7, [s for s, _ in known]  # and a schema change, a check, an anomaly
+    found = {"failed_quality", "open_anomaly"}
+    assert found | {"breaking_schema_change"} <= rules["/api/v1/gates/shop/orders_daily"]
+    declared = selects(
+        "/api/v1/gates/shop/new_job",
+        {"inputs": [{"namespace": "pg", "name": "orders"}, {"namespace": "pg", "name": "x"}]},
+    )
+    assert found <= rules["/api/v1/gates/shop/new_job"]  # a new job has no schema to break
+    statements[:] = plain + known + declared
+    assert _full_scans(client, statements) == []

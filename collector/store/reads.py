@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, func, select, union
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    union,
+)
 
 from collector.store.tables import (
+    UTCDateTime,
     column_edges,
     datasets,
     events,
@@ -168,71 +180,241 @@ def list_events(
 
 
 # --- for gates ------------------------------------------------------------------------
+# A gate is asked before every run: its reads are few, each built once here (a call only
+# binds its parameters) and each an index seek. What a gate needs of each dataset comes in
+# the dataset's row, as correlated subqueries of one index entry each; the rest of its
+# state (schema versions, quality results, anomalies' messages) is read only where that row
+# says there is some.
+
+_NEWEST_FIRST = (runs.c.created_at.desc(), runs.c.uuid.desc())
+_COMPLETED = runs.c.state == "COMPLETED"
+
+
+def _newest_run(column: Any, *where: Any) -> Any:
+    """`column` of the newest run (meeting `where`) of the job in the enclosing query."""
+    query = select(column).where(runs.c.job_id == jobs.c.id, *where)
+    return query.order_by(*_NEWEST_FIRST).limit(1).scalar_subquery()
+
+
+_GATE_JOB: Select[Any] = select(
+    jobs.c.id,
+    jobs.c.facets,
+    _newest_run(runs.c.uuid).label("latest_run_uuid"),
+    _newest_run(runs.c.created_at, _COMPLETED).label("last_success_at"),
+).where(jobs.c.namespace == bindparam("namespace"), jobs.c.name == bindparam("name"))
+
+
+def gate_job(connection: Connection, namespace: str, name: str) -> Row[Any] | None:
+    """The job (`id`, `facets`) with `latest_run_uuid`, its newest run, and
+    `last_success_at`, when its newest completed run was created (each None without)."""
+    return connection.execute(_GATE_JOB, {"namespace": namespace, "name": name}).first()
 
 
 def latest_run(connection: Connection, job_id: int) -> Row[Any] | None:
-    query = (
-        select(runs)
-        .where(runs.c.job_id == job_id)
-        .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
-        .limit(1)
-    )
+    query = select(runs).where(runs.c.job_id == job_id).order_by(*_NEWEST_FIRST).limit(1)
     return connection.execute(query).first()
 
 
-def last_success(connection: Connection, job_id: int) -> Row[Any] | None:
-    """The job's newest completed run: the index on (job_id, created_at) walked backwards."""
-    query = (
-        select(runs)
-        .where(runs.c.job_id == job_id, runs.c.state == "COMPLETED")
-        .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
-        .limit(1)
+_versions = schema_versions.c
+_SINCE = bindparam("since", type_=UTCDateTime)
+
+
+def _schema_version(*where: Any, newest: bool) -> Any:
+    """The id of the dataset's newest (or oldest) schema version meeting `where`."""
+    order = (
+        (_versions.event_time.desc(), _versions.id.desc())
+        if newest
+        else (_versions.event_time, _versions.id)
     )
-    return connection.execute(query).first()
+    query = select(_versions.id).where(_versions.dataset_id == datasets.c.id, *where)
+    return query.order_by(*order).limit(1).scalar_subquery()
 
 
-def datasets_by_name(
-    connection: Connection, names: Collection[tuple[str, str]]
-) -> dict[tuple[str, str], Row[Any]]:
-    found = {}
-    for namespace, name in names:
-        row = get_dataset(connection, namespace, name)
-        if row is not None:
-            found[(namespace, name)] = row
+# Open findings of these kinds on an input are what a gate reports as its anomalies.
+GATE_ANOMALY_KINDS = ("volume",)
+_OPEN_ANOMALY = and_(
+    findings.c.status == "open", or_(*(findings.c.kind == kind for kind in GATE_ANOMALY_KINDS))
+)
+_checks = quality_assertions.c
+_NEWEST_CHECK = (
+    select(_checks.run_uuid)
+    .where(_checks.dataset_id == datasets.c.id)
+    .order_by(_checks.event_time.desc())
+    .limit(1)
+    .correlate(datasets)
+    .scalar_subquery()
+)
+_DATASET_STATE = (
+    datasets.c.id,
+    datasets.c.namespace,
+    datasets.c.name,
+    datasets.c.last_modified_at,
+    # the version in force when the job last succeeded (`since`), the first and the newest
+    # after it
+    _schema_version(_versions.event_time <= _SINCE, newest=True).label("schema_at_since"),
+    _schema_version(_versions.event_time > _SINCE, newest=False).label("schema_first_after"),
+    _schema_version(_versions.event_time > _SINCE, newest=True).label("schema_newest"),
+    # the newest run that checked the dataset, and its parent run
+    _NEWEST_CHECK.label("check_run_uuid"),
+    select(runs.c.parent_run_uuid)
+    .where(runs.c.uuid == _NEWEST_CHECK)
+    .scalar_subquery()
+    .label("check_parent_run_uuid"),
+    exists()
+    .where(
+        findings.c.dataset_namespace == datasets.c.namespace,
+        findings.c.dataset == datasets.c.name,
+        _OPEN_ANOMALY,
+    )
+    .label("open_anomaly"),
+)
+_GATE_RUN_DATASETS: Select[Any] = (
+    select(run_io.c.direction, *_DATASET_STATE)
+    .join(datasets, datasets.c.id == run_io.c.dataset_id)
+    .where(run_io.c.run_uuid == bindparam("run_uuid"))
+    .order_by(run_io.c.direction, datasets.c.namespace, datasets.c.name)
+)
+# Namespaces and names as two lists, which both backends seek in the (namespace, name)
+# index (SQLite scans the table for a list of pairs); pairs not asked for are left out after.
+_GATE_NAMED_DATASETS: Select[Any] = select(*_DATASET_STATE).where(
+    datasets.c.namespace.in_(bindparam("namespaces", expanding=True)),
+    datasets.c.name.in_(bindparam("names", expanding=True)),
+)
+
+
+def gate_run_datasets(
+    connection: Connection, run_uuid: UUID, since: datetime | None
+) -> Sequence[Row[Any]]:
+    """The datasets a run read and wrote (`direction`), each with its state for a gate:
+    `schema_at_since`, `schema_first_after` and `schema_newest` (ids of schema versions:
+    the one in force at `since`, the first and the newest after it), `check_run_uuid` and
+    `check_parent_run_uuid` (the newest run that checked it and that run's parent), and
+    `open_anomaly` (whether a finding of a GATE_ANOMALY_KINDS kind is open on it)."""
+    parameters = {"run_uuid": run_uuid, "since": since}
+    return connection.execute(_GATE_RUN_DATASETS, parameters).all()
+
+
+def gate_named_datasets(
+    connection: Connection,
+    names: Collection[tuple[str, str]],
+    since: datetime | None,
+) -> Sequence[Row[Any]]:
+    """The stored datasets of these (namespace, name), each with its state as above."""
+    if not names:
+        return []
+    parameters = {
+        "namespaces": list({namespace for namespace, _ in names}),
+        "names": list({name for _, name in names}),
+        "since": since,
+    }
+    rows = connection.execute(_GATE_NAMED_DATASETS, parameters)
+    return [row for row in rows if (row.namespace, row.name) in names]
+
+
+_VERSIONS_BY_ID: Select[Any] = select(_versions.id, _versions.fields, _versions.event_time).where(
+    _versions.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def schema_versions_by_id(connection: Connection, ids: Collection[int]) -> dict[int, Row[Any]]:
+    """Schema versions (`fields`, `event_time`) by id."""
+    if not ids:
+        return {}
+    rows = connection.execute(_VERSIONS_BY_ID, {"ids": list(ids)}).all()
+    return {row.id: row for row in rows}
+
+
+_PRODUCED_AT = func.coalesce(runs.c.ended_at, runs.c.created_at)
+
+
+def _producers_of(dataset_ids: Any) -> Select[Any]:
+    return (
+        select(
+            job_io.c.dataset_id,
+            jobs.c.id,
+            jobs.c.namespace,
+            jobs.c.name,
+            _newest_run(runs.c.state).label("state"),
+            _newest_run(_PRODUCED_AT).label("at"),
+            _newest_run(_PRODUCED_AT, _COMPLETED).label("last_success"),
+        )
+        .join(jobs, jobs.c.id == job_io.c.job_id)
+        .where(job_io.c.dataset_id.in_(dataset_ids), job_io.c.direction == "output")
+    )
+
+
+_PRODUCERS = _producers_of(bindparam("dataset_ids", expanding=True))
+# A list of ids is spliced into the statement's text at each call, which costs more than
+# the query: a run's inputs are named by the run instead.
+_PRODUCERS_OF_RUN_INPUTS = _producers_of(
+    select(run_io.c.dataset_id).where(
+        run_io.c.run_uuid == bindparam("run_uuid"), run_io.c.direction == "input"
+    )
+)
+
+
+def producers(connection: Connection, dataset_ids: Collection[int]) -> dict[int, list[Row[Any]]]:
+    """Per dataset, the jobs that write it (`id`, `namespace`, `name`), each with its newest
+    run's `state` and end (`at`, its creation while running) and the end of its newest
+    completed run (`last_success`); `state` and `at` are None for a job with no run."""
+    if not dataset_ids:
+        return {}
+    return _by_dataset(connection.execute(_PRODUCERS, {"dataset_ids": list(dataset_ids)}))
+
+
+def producers_of_run_inputs(connection: Connection, run_uuid: UUID) -> dict[int, list[Row[Any]]]:
+    """`producers` of the datasets the run read."""
+    return _by_dataset(connection.execute(_PRODUCERS_OF_RUN_INPUTS, {"run_uuid": run_uuid}))
+
+
+def _by_dataset(rows: Iterable[Row[Any]]) -> dict[int, list[Row[Any]]]:
+    found: dict[int, list[Row[Any]]] = {}
+    for row in rows:
+        found.setdefault(row.dataset_id, []).append(row)
     return found
 
 
-def producers(connection: Connection, dataset_id: int) -> Sequence[Row[Any]]:
-    """The jobs that write a dataset."""
-    query = (
-        select(jobs)
-        .join(job_io, job_io.c.job_id == jobs.c.id)
-        .where(job_io.c.dataset_id == dataset_id, job_io.c.direction == "output")
-    )
-    return connection.execute(query).all()
+_JOB_EDGES: Select[Any] = select(
+    column_edges.c.in_dataset_id, column_edges.c.in_field, column_edges.c.out_dataset_id
+).where(column_edges.c.job_id == bindparam("job_id"))
+
+
+def job_edges(connection: Connection, job_id: int) -> Sequence[Row[Any]]:
+    """The job's column edges: (in_dataset_id, in_field, out_dataset_id)."""
+    return connection.execute(_JOB_EDGES, {"job_id": job_id}).all()
 
 
 def columns_read(connection: Connection, job_id: int) -> dict[int, set[str]] | None:
     """Per input dataset, the columns the job's column lineage reads; None without lineage."""
-    query = select(column_edges.c.in_dataset_id, column_edges.c.in_field).where(
-        column_edges.c.job_id == job_id
-    )
-    rows = connection.execute(query).all()
-    if not rows:
+    return read_columns(job_edges(connection, job_id))
+
+
+def read_columns(edges: Sequence[Row[Any]]) -> dict[int, set[str]] | None:
+    """Per input dataset, the columns these edges read; None without edges."""
+    if not edges:
         return None
     read: dict[int, set[str]] = {}
-    for dataset_id, field in rows:
-        read.setdefault(dataset_id, set()).add(field)
+    for edge in edges:
+        read.setdefault(edge.in_dataset_id, set()).add(edge.in_field)
     return read
 
 
-def has_column_lineage(connection: Connection, job_id: int, dataset_id: int) -> bool:
-    query = (
-        select(column_edges.c.id)
-        .where(column_edges.c.job_id == job_id, column_edges.c.out_dataset_id == dataset_id)
-        .limit(1)
-    )
-    return connection.execute(query).first() is not None
+_NEWEST_CHECK_OF: Select[Any] = (
+    select(_checks.run_uuid, runs.c.parent_run_uuid)
+    .join(runs, runs.c.uuid == _checks.run_uuid)
+    .where(_checks.dataset_id == bindparam("dataset_id"))
+    .order_by(_checks.event_time.desc())
+    .limit(1)
+)
+_CHECK_OF_RUN: Select[Any] = select(quality_assertions).where(
+    _checks.dataset_id == bindparam("dataset_id"), _checks.run_uuid == bindparam("run_uuid")
+)
+_CHECK_OF_SIBLINGS: Select[Any] = select(quality_assertions).where(
+    _checks.dataset_id == bindparam("dataset_id"),
+    _checks.run_uuid.in_(
+        select(runs.c.uuid).where(runs.c.parent_run_uuid == bindparam("parent_run_uuid"))
+    ),
+)
 
 
 def latest_assertions(connection: Connection, dataset_id: int) -> Sequence[Row[Any]]:
@@ -242,46 +424,27 @@ def latest_assertions(connection: Connection, dataset_id: int) -> Sequence[Row[A
     same parent run): an orchestrator may check one dataset in several child runs, as
     dbt-ol's structured-log mode sends one run per dbt test.
     """
-    checks = quality_assertions.c
-    newest = connection.execute(
-        select(checks.run_uuid, runs.c.parent_run_uuid)
-        .join(runs, runs.c.uuid == checks.run_uuid)
-        .where(checks.dataset_id == dataset_id)
-        .order_by(checks.event_time.desc())
-        .limit(1)
-    ).first()
+    newest = connection.execute(_NEWEST_CHECK_OF, {"dataset_id": dataset_id}).first()
     if newest is None:
         return []
-    query = select(quality_assertions).where(checks.dataset_id == dataset_id)
-    if newest.parent_run_uuid is None:
-        query = query.where(checks.run_uuid == newest.run_uuid)
+    return check_results(connection, dataset_id, newest.run_uuid, newest.parent_run_uuid)
+
+
+def check_results(
+    connection: Connection, dataset_id: int, run_uuid: UUID, parent_run_uuid: UUID | None
+) -> Sequence[Row[Any]]:
+    """The latest result of each assertion on the dataset by this run, or by this parent's
+    runs when the run has a parent (see `latest_assertions`)."""
+    if parent_run_uuid is None:
+        parameters = {"dataset_id": dataset_id, "run_uuid": run_uuid}
+        rows = connection.execute(_CHECK_OF_RUN, parameters).all()
     else:
-        siblings = select(runs.c.uuid).where(runs.c.parent_run_uuid == newest.parent_run_uuid)
-        query = query.where(checks.run_uuid.in_(siblings))
+        parameters = {"dataset_id": dataset_id, "parent_run_uuid": parent_run_uuid}
+        rows = connection.execute(_CHECK_OF_SIBLINGS, parameters).all()
     latest: dict[tuple[str, str], Row[Any]] = {}
-    for row in sorted(connection.execute(query).all(), key=lambda row: row.event_time):
+    for row in sorted(rows, key=lambda row: row.event_time):
         latest[(row.assertion, row.column_name)] = row
     return list(latest.values())
-
-
-def schema_versions_since(
-    connection: Connection, dataset_id: int, since: datetime | None
-) -> Sequence[Row[Any]]:
-    """The version in force at `since` and every later one, oldest first (all when None)."""
-    versions = schema_versions.c
-    later = select(schema_versions).where(versions.dataset_id == dataset_id)
-    if since is None:
-        return connection.execute(later.order_by(versions.event_time, versions.id)).all()
-    in_force = connection.execute(
-        select(schema_versions)
-        .where(versions.dataset_id == dataset_id, versions.event_time <= since)
-        .order_by(versions.event_time.desc(), versions.id.desc())
-        .limit(1)
-    ).all()
-    after = connection.execute(
-        later.where(versions.event_time > since).order_by(versions.event_time, versions.id)
-    ).all()
-    return [*in_force, *after]
 
 
 def recent_decisions(
@@ -434,13 +597,17 @@ def get_finding(connection: Connection, finding_id: int) -> Row[Any] | None:
     return connection.execute(select(findings).where(findings.c.id == finding_id)).first()
 
 
-def open_findings_on(connection: Connection, namespace: str, name: str) -> Sequence[Row[Any]]:
-    query = select(findings).where(
-        findings.c.dataset_namespace == namespace,
-        findings.c.dataset == name,
-        findings.c.status == "open",
-    )
-    return connection.execute(query).all()
+_ANOMALIES_ON: Select[Any] = select(findings.c.message).where(
+    findings.c.dataset_namespace == bindparam("namespace"),
+    findings.c.dataset == bindparam("name"),
+    _OPEN_ANOMALY,
+)
+
+
+def open_anomalies_on(connection: Connection, namespace: str, name: str) -> list[str]:
+    """The messages of the open findings of a GATE_ANOMALY_KINDS kind on the dataset."""
+    parameters = {"namespace": namespace, "name": name}
+    return list(connection.execute(_ANOMALIES_ON, parameters).scalars())
 
 
 def edges_into(
