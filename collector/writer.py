@@ -8,8 +8,8 @@ others.
 
 Deriving runs, jobs, datasets and lineage from the events comes after, in transactions of
 up to `DERIVE_CHUNK` events: once no request has come for `IDLE_S`, when a read asks for
-it (`settle`), and between request groups at least every `LAG_S` or while more than
-`backlog` events wait. A burst is
+it (`settle`), and between request groups, in smaller transactions that stall requests less,
+at least every `LAG_S` or while more than `backlog` events wait. A burst is
 answered at the speed of the raw insert and derived in large, cheaper groups; what a crash
 leaves pending is derived after the next start.
 
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONFLICT_ATTEMPTS = 5  # tries of a transaction that deadlocked with another collector's
 IDLE_S = 0.05  # derive pending events once no request has come for this long
-LAG_S = 1.0  # and under steady load, a chunk at least this often
+LAG_S = 0.25  # and under steady load, `BUSY_CHUNK` events at least this often
+BUSY_CHUNK = 250
 BUSY_S = 0.25  # events came this recently: the writer is busy (background work yields)
 DERIVE_CHUNK = 1000  # events derived per transaction
 STOP_DERIVING_S = 10.0  # at stop, derive what is pending for at most this long
@@ -180,8 +181,10 @@ class Writer:
             settles = [job for job in group if job.settle]
             if settles:
                 self._derive(until=math.inf)
-            elif self.pending and (not group or self._behind()):
-                self._derive(until=0)  # one chunk, then back to the requests
+            elif self.pending and not group:
+                self._derive(until=0)  # one chunk, then back to see whether requests came
+            elif self.pending and self._behind():
+                self._derive(until=0, chunk=BUSY_CHUNK)  # a short stall for waiting requests
             for job in settles:
                 job.future.set_result(None)
         self._derive(until=time.monotonic() + STOP_DERIVING_S)
@@ -213,21 +216,21 @@ class Writer:
         waited = time.monotonic() - self._derived_at
         return self.pending >= self._backlog or waited >= LAG_S
 
-    def _derive(self, until: float) -> None:
-        """Derive pending events a chunk per transaction: one chunk, then more while
-        any are pending and the clock (`time.monotonic`) is before `until`."""
+    def _derive(self, until: float, chunk: int = DERIVE_CHUNK) -> None:
+        """Derive pending events `chunk` per transaction: one chunk, then more while any
+        are pending and the clock (`time.monotonic`) is before `until`."""
         derived = 0
         while self.pending:
             try:
                 with self._engine.begin() as connection:
-                    taken = derive_pending(connection, DERIVE_CHUNK, self._validated)
+                    taken = derive_pending(connection, chunk, self._validated)
             except Exception as error:
                 if is_unavailable(error):
                     log.warning("deriving events: store unavailable: %s", reason(error))
                     break  # the events stay pending; tried again at the next pass
-                log.warning("deriving %d events failed; deriving them one by one", DERIVE_CHUNK)
-                taken = self._derive_alone(DERIVE_CHUNK)
-            self.pending = self.pending - taken if taken == DERIVE_CHUNK else 0
+                log.warning("deriving %d events failed; deriving them one by one", chunk)
+                taken = self._derive_alone(chunk)
+            self.pending = self.pending - taken if taken == chunk else 0
             if not self.pending:
                 self._validated.clear()  # another collector derived the rest
             derived += taken

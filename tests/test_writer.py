@@ -246,10 +246,10 @@ def test_under_steady_load_events_are_derived_without_waiting_for_a_pause(
     writer: Writer, store: Engine
 ) -> None:
     answered = 0
-    deadline = time.monotonic() + 3 * writer_module.LAG_S
+    deadline = time.monotonic() + 4 * writer_module.LAG_S
     while time.monotonic() < deadline:  # never idle for IDLE_S: a request every 10 ms
         items = [prepare(run_event("START"))]
         assert writer.submit_nowait(items).result(WAIT_S) == [Outcome.STORED]
         answered += 1
         time.sleep(writer_module.IDLE_S / 5)
-    assert _pending(store) < answered - 50, "derivation waited for the load to stop"
+    assert _pending(store) < answered / 2, "derivation waited for the load to stop"
