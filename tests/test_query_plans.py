@@ -522,3 +522,20 @@ def test_a_scrape_reads_no_history_through(
     statements.clear()
     client.get("/metrics")
     assert [statement for statement, _ in statements] == first
+
+
+def test_judging_a_run_and_the_evaluators_tick_use_indexes(
+    traced: tuple[TestClient, list[tuple[str, Any]]],
+) -> None:
+    """A run's judgement reads its job's latest runs; the tick reads each job's latest starts."""
+    client, statements = traced
+    _post_history(client, jobs=2, days=30)
+    statements.clear()
+    _post_history(client, jobs=2, days=1)  # judged against the 30 days before
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.evaluator.tick(datetime.now(UTC))
+    reads = [s for s, _ in statements if s.lstrip().upper().startswith("SELECT")]
+    history = [s for s in reads if "runs.created_at <" in s]  # a job's runs before one
+    assert history
+    assert all("LIMIT" in s and "runs.facets" not in s for s in history), history
+    assert _history_scans(client, statements) == []

@@ -496,15 +496,40 @@ def running_runs(connection: Connection) -> Sequence[Row[Any]]:
     return connection.execute(query).all()
 
 
+# What the detectors read of a job's earlier runs (not their facets).
+_HISTORY_COLUMNS = (
+    runs.c.uuid,
+    runs.c.state,
+    runs.c.created_at,
+    runs.c.started_at,
+    runs.c.duration_ms,
+    runs.c.verdict,
+)
+
+
 def runs_before(connection: Connection, job_id: int, before: datetime) -> Sequence[Row[Any]]:
-    """The job's runs created before `before`, newest first, at most HISTORY_LIMIT."""
-    query = (
-        select(runs)
+    """The job's runs created before `before`, newest first, at most HISTORY_LIMIT: their
+    uuid, state, created_at, started_at, duration_ms and verdict."""
+    query: Select[Any] = (
+        select(*_HISTORY_COLUMNS)
         .where(runs.c.job_id == job_id, runs.c.created_at < before)
         .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
         .limit(HISTORY_LIMIT)
     )
     return connection.execute(query).all()
+
+
+_STARTS_QUERY: Select[Any] = (
+    select(func.coalesce(runs.c.started_at, runs.c.created_at))
+    .where(runs.c.job_id == bindparam("job_id"), runs.c.created_at < bindparam("before"))
+    .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
+    .limit(HISTORY_LIMIT)
+)
+
+
+def starts_before(connection: Connection, job_id: int, before: datetime) -> Sequence[datetime]:
+    """When the runs of `runs_before` started (created, for a run with no start event)."""
+    return connection.execute(_STARTS_QUERY, {"job_id": job_id, "before": before}).scalars().all()
 
 
 def written_before(
