@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 KPI_WINDOW = "7d"
-FINISHED = ("COMPLETED", "FAILED", "ABORTED")
 # Ingestion answers in milliseconds; a big batch can take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
