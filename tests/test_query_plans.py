@@ -194,8 +194,14 @@ def _wait_until_judged(client: TestClient) -> None:
         sleep(0.05)
 
 
-def _full_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(plan line, statement) for each statement the store would answer with a full scan."""
+def _full_scans(
+    client: TestClient,
+    statements: list[tuple[str, Any]],
+    sqlite_scan: re.Pattern[str] = FULL_SCAN,
+    postgres_scan: re.Pattern[str] = SEQ_SCAN,
+) -> list[tuple[str, str]]:
+    """(plan line, statement) for each statement the store would answer with a full scan
+    (of any table, or of those the patterns name)."""
     app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
     scans = []
     with app_engine.connect() as connection:
@@ -207,7 +213,7 @@ def _full_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[t
             plan = connection.exec_driver_sql(f"{explain} {statement}", _one(parameters))
             for row in plan:
                 line = row[0] if postgres else row.detail
-                if (SEQ_SCAN if postgres else FULL_SCAN).search(line):
+                if (postgres_scan if postgres else sqlite_scan).search(line):
                     scans.append((line, statement))
         connection.rollback()
     return scans
@@ -464,34 +470,12 @@ def _post_history(client: TestClient, jobs: int, days: int) -> None:
                     )
                 )
     assert client.post("/api/v1/lineage/batch", json=batch).status_code == 200
-    services = client.app.state.services  # type: ignore[attr-defined]
-    unjudged = select(func.count()).where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
-    deadline = monotonic() + 60
-    while True:
-        with services.engine.connect() as connection:
-            if connection.execute(unjudged).scalar_one() == 0:
-                return
-        assert monotonic() < deadline, "the evaluator did not judge the runs in time"
-        sleep(0.05)
+    _wait_until_judged(client)
 
 
 def _history_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
     """(plan line, statement) for each statement that reads a history table through."""
-    app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
-    scans = []
-    with app_engine.connect() as connection:
-        postgres = connection.dialect.name == "postgresql"
-        if postgres:
-            connection.exec_driver_sql("SET enable_seqscan = off")
-        for statement, parameters in statements:
-            explain = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
-            plan = connection.exec_driver_sql(f"{explain} {statement}", _one(parameters))
-            for row in plan:
-                line = row[0] if postgres else row.detail
-                if (HISTORY_SEQ_SCAN if postgres else HISTORY_SCAN).search(line):
-                    scans.append((line, statement))
-        connection.rollback()
-    return scans
+    return _full_scans(client, statements, HISTORY_SCAN, HISTORY_SEQ_SCAN)
 
 
 def test_a_scrape_reads_no_history_through(
