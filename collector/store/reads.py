@@ -683,24 +683,16 @@ def latest_by_job(connection: Connection) -> Sequence[Row[Any]]:
     """Per job (`id`): `duration_ms` of its latest run that has one, and the end (event
     time) of its latest completed run, `succeeded_at`, and latest failed one, `failed_at`;
     each a step down an index of the job's runs, whatever its history's length."""
+    return connection.execute(_LATEST_BY_JOB).all()
 
-    def latest(column: Any, *where: Any) -> Any:
-        return (
-            select(column)
-            .where(runs.c.job_id == jobs.c.id, *where)
-            .order_by(runs.c.created_at.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
 
-    ended = func.coalesce(runs.c.ended_at, runs.c.state_time)
-    query: Select[Any] = select(
-        jobs.c.id,
-        latest(runs.c.duration_ms, runs.c.duration_ms.is_not(None)).label("duration_ms"),
-        latest(ended, runs.c.state == "COMPLETED").label("succeeded_at"),
-        latest(ended, runs.c.state == "FAILED").label("failed_at"),
-    )
-    return connection.execute(query).all()
+_ENDED = func.coalesce(runs.c.ended_at, runs.c.state_time)
+_LATEST_BY_JOB: Select[Any] = select(
+    jobs.c.id,
+    _newest_run(runs.c.duration_ms, runs.c.duration_ms.is_not(None)).label("duration_ms"),
+    _newest_run(_ENDED, _COMPLETED).label("succeeded_at"),
+    _newest_run(_ENDED, runs.c.state == "FAILED").label("failed_at"),
+)
 
 
 # --- SQL and column lineage -----------------------------------------------------------
