@@ -57,7 +57,12 @@ GATE_CALLS = 1000
 LINEAGE_READS = 50
 SCRAPES = 3
 JUDGED_RUNS = 20
-UNJUDGED = "state_rank = 2 AND detected_at IS NULL"  # the evaluator's backlog (partial index)
+# What waits, each read by its partial index: events stored and not derived yet (runs come
+# from them), and finished runs the evaluator has not judged.
+WAITING = (
+    "SELECT (SELECT count(*) FROM events WHERE NOT derived)"
+    " + (SELECT count(*) FROM runs WHERE state_rank = 2 AND detected_at IS NULL)"
+)
 
 # (key, column title, unit shown, format)
 FIGURES = (
@@ -273,9 +278,9 @@ def _timed(work: Callable[[], Any]) -> float:
 
 
 def _wait_until_judged(store: Path, timeout: float = 3600) -> None:
-    """Until the store holds no finished run the evaluator has not judged."""
+    """Until every event stored is derived and every finished run judged."""
     deadline = time.monotonic() + timeout
-    while _count(store, f"SELECT count(*) FROM runs WHERE {UNJUDGED}"):
+    while _count(store, WAITING):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the runs were not judged within {timeout} s")
         time.sleep(0.02)
