@@ -2,7 +2,8 @@
 
 Stores `harness.history` (START and COMPLETE of daily runs with SQL, inputs, outputs and row
 counts) through the collector's own `store_group` in large groups, much faster than over
-HTTP, and marks every run judged so a collector started on it has nothing to catch up on.
+HTTP, and marks every run judged (and counted in the run totals, as the evaluator does as it
+judges) so a collector started on it has nothing to catch up on.
 
 Judging a run also stores the column lineage parsed from its SQL (`parsed.store_sql_lineage`),
 each run replacing the edges of the run before it: the seed runs that same step once per
@@ -21,16 +22,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import harness
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from collector.ingest import prepare, store_group
 from collector.lineage import parsed
 from collector.store import tables
 from collector.store.engine import make_engine
 from collector.store.migrate import upgrade
-from collector.store.tables import runs
+from collector.store.tables import run_totals, runs
 
-GROUP = 2000
+GROUP = 10_000  # events: five runs of each of 1,000 jobs; larger groups store faster
 
 
 def seed(database_url: str, jobs: int, runs_per_job: int, progress: bool = False) -> int:
@@ -50,6 +51,12 @@ def seed(database_url: str, jobs: int, runs_per_job: int, progress: bool = False
     _parse_sql(engine, make_engine(database_url))
     with engine.begin() as connection:
         connection.execute(update(runs).values(detected_at=datetime.now(UTC)))
+        finished = select(runs.c.job_id, runs.c.state, func.count()).where(runs.c.state_rank == 2)
+        connection.execute(  # the totals the evaluator keeps as it judges each run
+            insert(run_totals).from_select(
+                ["job_id", "state", "runs"], finished.group_by(runs.c.job_id, runs.c.state)
+            )
+        )
     engine.dispose()
     if progress:
         print(file=sys.stderr)

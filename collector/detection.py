@@ -131,7 +131,7 @@ class Detection:
         with self._engine.connect() as connection:
             for job in reads.all_jobs(connection):
                 settings = policy.for_job(job.namespace, job.name)
-                starts = _starts(reads.runs_before(connection, job.id, now + timedelta(days=1)))
+                starts = sorted(reads.starts_before(connection, job.id, now + timedelta(days=1)))
                 if not starts:
                     continue
                 schedule = _schedule(settings.schedule, settings.grace)

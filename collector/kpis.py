@@ -113,7 +113,10 @@ def compute(
     since = until - window_of(window)
     with engine.connect() as connection:
         job_rows = connection.execute(select(jobs.c.id, jobs.c.namespace, jobs.c.name)).all()
-        finished = connection.execute(
+        # The runs whose state is from the window, found by the index on updated_at (no
+        # state is newer than its run's latest event), whatever the history's length; the
+        # finished ones are picked here, not by the index on state, which holds them all.
+        in_window = connection.execute(
             select(
                 runs.c.job_id,
                 runs.c.uuid,
@@ -123,10 +126,11 @@ def compute(
                 runs.c.ended_at,
                 runs.c.nominal_start_time,
             )
-            .where(runs.c.state.in_(FINISHED), runs.c.state_time >= since)
-            .where(runs.c.state_time <= until)
+            .where(runs.c.updated_at >= since)
+            .where(runs.c.state_time >= since, runs.c.state_time <= until)
             .order_by(runs.c.state_time)
         ).all()
+        finished = [run for run in in_window if run.state in FINISHED]
         found = connection.execute(
             select(
                 findings.c.id,

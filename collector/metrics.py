@@ -34,14 +34,10 @@ from collector import kpis
 from collector.store import reads
 from collector.store.prune import removed_totals_of
 from collector.store.tables import (
-    column_edges,
     datasets,
     expectations,
     findings,
     gate_decisions,
-    job_io,
-    jobs,
-    runs,
     schema_versions,
 )
 from gates.policy import Policy
@@ -50,7 +46,6 @@ log = logging.getLogger(__name__)
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 KPI_WINDOW = "7d"
-FINISHED = ("COMPLETED", "FAILED", "ABORTED")
 # Ingestion answers in milliseconds; a big batch can take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -73,8 +68,9 @@ class StoreCollector(Collector):
             return
         engine, policy = current
         try:
-            yield from self._store(engine)
-            yield from _kpi_metrics(kpis.compute(engine, policy, KPI_WINDOW))
+            values = kpis.compute(engine, policy, KPI_WINDOW)
+            yield from self._store(engine, values)
+            yield from _kpi_metrics(values)
         except Exception:
             log.exception("metrics: reading the store failed")
         failures = _parse_failures()
@@ -86,38 +82,31 @@ class StoreCollector(Collector):
             counter.add_metric([], failures)
             yield counter
 
-    def _store(self, engine: Engine) -> Iterator[Metric]:
+    def _store(self, engine: Engine, values: kpis.Kpis) -> Iterator[Metric]:
+        """Each read bounded by the jobs, datasets and what is open or waiting, never by
+        the runs, events or decisions stored."""
         with engine.connect() as c:
-            job_names = {row.id: (row.namespace, row.name) for row in c.execute(select(jobs))}
+            job_names = {row.id: (row.namespace, row.name) for row in reads.all_jobs(c)}
             finished = CounterMetricFamily(
                 "pipewarden_runs",
                 "Finished runs recorded (retention does not lower it), by job and final state "
                 "(completed, failed, aborted).",
                 labels=["namespace", "pipeline", "state"],
             )
-            finished_counts: dict[tuple[str, str, str], int] = {}
+            finished_counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
+            for job_id, state, count in reads.finished_run_counts(c):
+                if job_id in job_names:
+                    finished_counts[(*job_names[job_id], state.lower())] += count
+            for run_labels, count in sorted(finished_counts.items()):
+                finished.add_metric(list(run_labels), count)
             active = GaugeMetricFamily(
                 "pipewarden_runs_active",
                 "Runs started and not finished, by job and state (new, running).",
                 labels=["namespace", "pipeline", "state"],
             )
-            for job_id, state, count in c.execute(
-                select(runs.c.job_id, runs.c.state, func.count()).group_by(
-                    runs.c.job_id, runs.c.state
-                )
-            ):
-                if job_id not in job_names:
-                    continue
-                if state in FINISHED:
-                    series = (*job_names[job_id], state.lower())
-                    finished_counts[series] = finished_counts.get(series, 0) + count
-                else:
+            for job_id, state, count in reads.active_run_counts(c):
+                if job_id in job_names:
                     active.add_metric([*job_names[job_id], state.lower()], count)
-            for namespace, name, state, _, removed in removed_totals_of(c, "run"):
-                series = (namespace, name, state.lower())
-                finished_counts[series] = finished_counts.get(series, 0) + removed
-            for run_labels, count in sorted(finished_counts.items()):
-                finished.add_metric(list(run_labels), count)
             yield finished
             yield active
 
@@ -183,11 +172,6 @@ class StoreCollector(Collector):
                 changes.add_metric([namespace, name], count - 1 + pruned.get((namespace, name), 0))
             yield changes
 
-            total = len(job_names)
-            with_io = c.execute(select(func.count(func.distinct(job_io.c.job_id)))).scalar() or 0
-            with_columns = (
-                c.execute(select(func.count(func.distinct(column_edges.c.job_id)))).scalar() or 0
-            )
             waiting = GaugeMetricFamily(
                 "pipewarden_runs_awaiting_judgement",
                 "Finished runs the detectors have not judged yet (the evaluator's backlog).",
@@ -195,16 +179,17 @@ class StoreCollector(Collector):
             waiting.add_metric([], reads.count_undetected_runs(c))
             yield waiting
             jobs_gauge = GaugeMetricFamily("pipewarden_jobs", "Jobs known to the collector.")
-            jobs_gauge.add_metric([], total)
+            jobs_gauge.add_metric([], len(job_names))
             yield jobs_gauge
             coverage = GaugeMetricFamily(
                 "pipewarden_lineage_coverage_ratio",
                 "Share of jobs with lineage: level dataset (inputs/outputs) or column.",
                 labels=["level"],
             )
-            if total:
-                coverage.add_metric(["dataset"], with_io / total)
-                coverage.add_metric(["column"], with_columns / total)
+            if values.lineage_coverage is not None:
+                coverage.add_metric(["dataset"], values.lineage_coverage)
+            if values.column_lineage_coverage is not None:
+                coverage.add_metric(["column"], values.column_lineage_coverage)
             yield coverage
 
     def _reasons(self, c: Any) -> Metric:
@@ -252,24 +237,15 @@ class StoreCollector(Collector):
             "End time (event time) of the job's latest failed run.",
             labels=labels,
         )
-        for job_id, names in job_names.items():
-            latest = c.execute(
-                select(runs.c.duration_ms)
-                .where(runs.c.job_id == job_id, runs.c.duration_ms.is_not(None))
-                .order_by(runs.c.created_at.desc())
-                .limit(1)
-            ).scalar()
-            if latest is not None:
-                last.add_metric(list(names), latest / 1000)
-            for state, family in (("COMPLETED", success), ("FAILED", failure)):
-                ended = c.execute(
-                    select(runs.c.ended_at, runs.c.state_time)
-                    .where(runs.c.job_id == job_id, runs.c.state == state)
-                    .order_by(runs.c.created_at.desc())
-                    .limit(1)
-                ).first()
-                if ended is not None:
-                    family.add_metric(list(names), (ended[0] or ended[1]).timestamp())
+        for row in reads.latest_by_job(c):
+            names = job_names.get(row.id)
+            if names is None:
+                continue
+            if row.duration_ms is not None:
+                last.add_metric(list(names), row.duration_ms / 1000)
+            for at, family in ((row.succeeded_at, success), (row.failed_at, failure)):
+                if at is not None:
+                    family.add_metric(list(names), at.timestamp())
         for row in c.execute(
             select(expectations.c.job_id, expectations.c.low, expectations.c.high).where(
                 expectations.c.metric == "duration",

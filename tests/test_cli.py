@@ -28,10 +28,10 @@ def test_serve_help_explains_its_flags() -> None:
 def test_db_upgrade_migrates_the_store(database_url: str) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade", "--database-url", database_url])
     assert result.exit_code == 0, result.output
-    assert "revision none → 0006" in result.output
+    assert "revision none → 0007" in result.output
     engine = make_engine(database_url)
     try:
-        assert current_revision(engine) == "0006"
+        assert current_revision(engine) == "0007"
     finally:
         engine.dispose()
 

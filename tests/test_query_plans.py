@@ -194,8 +194,14 @@ def _wait_until_judged(client: TestClient) -> None:
         sleep(0.05)
 
 
-def _full_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(plan line, statement) for each statement the store would answer with a full scan."""
+def _full_scans(
+    client: TestClient,
+    statements: list[tuple[str, Any]],
+    sqlite_scan: re.Pattern[str] = FULL_SCAN,
+    postgres_scan: re.Pattern[str] = SEQ_SCAN,
+) -> list[tuple[str, str]]:
+    """(plan line, statement) for each statement the store would answer with a full scan
+    (of any table, or of those the patterns name)."""
     app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
     scans = []
     with app_engine.connect() as connection:
@@ -207,7 +213,7 @@ def _full_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[t
             plan = connection.exec_driver_sql(f"{explain} {statement}", _one(parameters))
             for row in plan:
                 line = row[0] if postgres else row.detail
-                if (SEQ_SCAN if postgres else FULL_SCAN).search(line):
+                if (postgres_scan if postgres else sqlite_scan).search(line):
                     scans.append((line, statement))
         connection.rollback()
     return scans
@@ -431,3 +437,90 @@ def test_a_gate_reads_a_few_indexed_statements(
     assert found <= rules["/api/v1/gates/shop/new_job"]  # a new job has no schema to break
     statements[:] = plain + known + declared
     assert _full_scans(client, statements) == []
+
+
+# Tables that grow with the history (every run, event, check, finding): a hot path may look
+# rows up in them by index, never read them through, with or without an index (SQLite says
+# `SCAN t USING INDEX i` when it walks a whole index, unless the index is a partial one of
+# what waits; tables of jobs and datasets may be read through). Gate decisions are still counted per job by a walk of their index at each
+# scrape: the gate would have to count them as it records them, as the evaluator counts runs
+# as it judges them.
+HISTORY = "(runs|events|run_io|findings|schema_versions|quality_assertions)"
+WAITING = "(ix_events_pending|ix_runs_undetected)"  # partial: only what waits is in them
+HISTORY_SCAN = re.compile(rf"\bSCAN {HISTORY}\b(?! USING (COVERING )?INDEX {WAITING}\b)")
+HISTORY_SEQ_SCAN = re.compile(rf"Seq Scan on {HISTORY}\b")
+
+
+def _post_history(client: TestClient, jobs: int, days: int) -> None:
+    """`days` daily runs of `jobs` jobs, the last of each job failed, all judged."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    batch = []
+    for job in range(jobs):
+        for day in range(days, 0, -1):
+            start = now - timedelta(days=day, minutes=job)
+            run_id = str(uuid.uuid4())
+            end = "FAIL" if day == 1 else "COMPLETE"
+            for kind, at in (("START", start), (end, start + timedelta(minutes=5 + day % 3))):
+                batch.append(
+                    run_event(
+                        kind,
+                        run_id=run_id,
+                        job=f"job_{job}",
+                        event_time=at.isoformat(),
+                        outputs=[dataset(f"out_{job}", "pg", row_count=100 + day % 7)],
+                    )
+                )
+    assert client.post("/api/v1/lineage/batch", json=batch).status_code == 200
+    _wait_until_judged(client)
+
+
+def _history_scans(client: TestClient, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """(plan line, statement) for each statement that reads a history table through."""
+    return _full_scans(client, statements, HISTORY_SCAN, HISTORY_SEQ_SCAN)
+
+
+def test_a_scrape_reads_no_history_through(
+    traced: tuple[TestClient, list[tuple[str, Any]]],
+) -> None:
+    """`/metrics` reads per job and dataset, the runs awaiting judgement and the KPI window:
+    its statements and what each reads stay the same however many runs are stored."""
+    client, statements = traced
+    _post_history(client, jobs=3, days=12)
+    assert client.get("/api/v1/gates/shop/job_0").status_code == 200
+    statements.clear()
+    exposition = client.get("/metrics").text
+    assert 'pipewarden_runs_total{namespace="shop",pipeline="job_2",state="failed"} 1.0' in (
+        exposition
+    )
+    assert _history_scans(client, statements) == []
+    first = [statement for statement, _ in statements]
+    app_engine = client.app.state.services.engine  # type: ignore[attr-defined]
+    if app_engine.dialect.name == "sqlite":
+        with app_engine.connect() as connection:
+            latest, parameters = next(s for s in statements if "AS failed_at" in s[0])
+            explained = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {latest}", parameters)
+            plan = [row.detail for row in explained]
+        step = "SEARCH runs USING INDEX ix_runs_job_id_state_created_at (job_id=? AND state=?)"
+        assert plan.count(step) == 2, plan  # the latest success and failure of each job
+
+    _post_history(client, jobs=6, days=12)  # more jobs, more runs: the same statements
+    statements.clear()
+    client.get("/metrics")
+    assert [statement for statement, _ in statements] == first
+
+
+def test_judging_a_run_and_the_evaluators_tick_use_indexes(
+    traced: tuple[TestClient, list[tuple[str, Any]]],
+) -> None:
+    """A run's judgement reads its job's latest runs; the tick reads each job's latest starts."""
+    client, statements = traced
+    _post_history(client, jobs=2, days=30)
+    statements.clear()
+    _post_history(client, jobs=2, days=1)  # judged against the 30 days before
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.evaluator.tick(datetime.now(UTC))
+    reads = [s for s, _ in statements if s.lstrip().upper().startswith("SELECT")]
+    history = [s for s in reads if "runs.created_at <" in s]  # a job's runs before one
+    assert history
+    assert all("LIMIT" in s and "runs.facets" not in s for s in history), history
+    assert _history_scans(client, statements) == []

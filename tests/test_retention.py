@@ -422,4 +422,4 @@ def test_one_collector_at_a_time_prunes_on_postgresql(postgres_server: str) -> N
 def test_prune_refuses_a_store_not_migrated(database_url: str) -> None:
     result = CliRunner().invoke(main, ["db", "prune", "--database-url", database_url])
     assert result.exit_code == 1
-    assert "revision none, not 0006: run `pipewarden db upgrade` first" in result.output
+    assert "revision none, not 0007: run `pipewarden db upgrade` first" in result.output

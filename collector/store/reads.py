@@ -32,6 +32,7 @@ from collector.store.tables import (
     namespaces,
     quality_assertions,
     run_io,
+    run_totals,
     runs,
     schema_versions,
 )
@@ -464,12 +465,16 @@ def recent_decisions(
 HISTORY_LIMIT = 400  # the newest points a baseline rests on
 
 
+# Finished and not judged yet: the evaluator's backlog, read by its partial index.
+_UNDETECTED = and_(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+
+
 def undetected_runs(connection: Connection, limit: int) -> Sequence[Row[Any]]:
     """Finished runs the detectors have not judged yet, oldest first."""
     query = (
         select(runs, jobs.c.namespace, jobs.c.name.label("job_name"))
         .join(jobs)
-        .where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+        .where(_UNDETECTED)
         .order_by(runs.c.created_at)
         .limit(limit)
     )
@@ -478,7 +483,7 @@ def undetected_runs(connection: Connection, limit: int) -> Sequence[Row[Any]]:
 
 def count_undetected_runs(connection: Connection) -> int:
     """How many finished runs wait for the detectors (the evaluator's backlog)."""
-    query = select(func.count()).where(runs.c.state_rank == 2, runs.c.detected_at.is_(None))
+    query = select(func.count()).where(_UNDETECTED)
     return int(connection.execute(query).scalar_one())
 
 
@@ -491,15 +496,40 @@ def running_runs(connection: Connection) -> Sequence[Row[Any]]:
     return connection.execute(query).all()
 
 
+# What the detectors read of a job's earlier runs (not their facets).
+_HISTORY_COLUMNS = (
+    runs.c.uuid,
+    runs.c.state,
+    runs.c.created_at,
+    runs.c.started_at,
+    runs.c.duration_ms,
+    runs.c.verdict,
+)
+
+
 def runs_before(connection: Connection, job_id: int, before: datetime) -> Sequence[Row[Any]]:
-    """The job's runs created before `before`, newest first, at most HISTORY_LIMIT."""
-    query = (
-        select(runs)
+    """The job's runs created before `before`, newest first, at most HISTORY_LIMIT: their
+    uuid, state, created_at, started_at, duration_ms and verdict."""
+    query: Select[Any] = (
+        select(*_HISTORY_COLUMNS)
         .where(runs.c.job_id == job_id, runs.c.created_at < before)
         .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
         .limit(HISTORY_LIMIT)
     )
     return connection.execute(query).all()
+
+
+_STARTS_QUERY: Select[Any] = (
+    select(func.coalesce(runs.c.started_at, runs.c.created_at))
+    .where(runs.c.job_id == bindparam("job_id"), runs.c.created_at < bindparam("before"))
+    .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
+    .limit(HISTORY_LIMIT)
+)
+
+
+def starts_before(connection: Connection, job_id: int, before: datetime) -> Sequence[datetime]:
+    """When the runs of `runs_before` started (created, for a run with no start event)."""
+    return connection.execute(_STARTS_QUERY, {"job_id": job_id, "before": before}).scalars().all()
 
 
 def written_before(
@@ -618,6 +648,51 @@ def edges_into(
     if fields is not None:
         query = query.where(column_edges.c.out_field.in_(fields))
     return connection.execute(query).all()
+
+
+# --- for metrics ----------------------------------------------------------------------
+
+ACTIVE = ("NEW", "RUNNING")
+
+
+def finished_run_counts(connection: Connection) -> Sequence[Row[int, str, int]]:
+    """(job_id, state, runs) of the finished runs: those judged, from the run totals
+    (retention does not lower them), and those waiting for the detectors, from the backlog's
+    index; a (job_id, state) may come twice. One statement: one snapshot on every backend,
+    so a run judged meanwhile is counted once."""
+    judged = select(run_totals.c.job_id, run_totals.c.state, run_totals.c.runs)
+    waiting = (
+        select(runs.c.job_id, runs.c.state, func.count())
+        .where(_UNDETECTED)
+        .group_by(runs.c.job_id, runs.c.state)
+    )
+    return connection.execute(judged.union_all(waiting)).all()
+
+
+def active_run_counts(connection: Connection) -> Sequence[Row[int, str, int]]:
+    """(job_id, state, runs) of the runs started and not finished."""
+    query = (
+        select(runs.c.job_id, runs.c.state, func.count())
+        .where(runs.c.state.in_(ACTIVE))
+        .group_by(runs.c.job_id, runs.c.state)
+    )
+    return connection.execute(query).all()
+
+
+def latest_by_job(connection: Connection) -> Sequence[Row[Any]]:
+    """Per job (`id`): `duration_ms` of its latest run that has one, and the end (event
+    time) of its latest completed run, `succeeded_at`, and latest failed one, `failed_at`;
+    each a step down an index of the job's runs, whatever its history's length."""
+    return connection.execute(_LATEST_BY_JOB).all()
+
+
+_ENDED = func.coalesce(runs.c.ended_at, runs.c.state_time)
+_LATEST_BY_JOB: Select[Any] = select(
+    jobs.c.id,
+    _newest_run(runs.c.duration_ms, runs.c.duration_ms.is_not(None)).label("duration_ms"),
+    _newest_run(_ENDED, _COMPLETED).label("succeeded_at"),
+    _newest_run(_ENDED, runs.c.state == "FAILED").label("failed_at"),
+)
 
 
 # --- SQL and column lineage -----------------------------------------------------------

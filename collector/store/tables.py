@@ -181,6 +181,8 @@ runs = Table(
     # Why the job's SQL (its `sql` facet) did not parse, with the position; NULL otherwise.
     Column("sql_parse_error", Text),
     Index(None, "job_id", "created_at"),
+    # A job's latest run in a state (its last success, its last failure): one index step.
+    Index(None, "job_id", "state", "created_at"),
     Index(None, "parent_run_uuid"),
     Index(
         "ix_runs_undetected",
@@ -375,6 +377,17 @@ expectations = Table(
     Column("centre", Float, nullable=False),
     Column("learning", Boolean, nullable=False),
     Column("season", String),
+)
+
+# Finished runs the detectors have judged, per job and final state, counted as each is judged
+# (once: the evaluator claims it): `pipewarden_runs_total` reads these and the evaluator's
+# backlog instead of counting the runs. Retention does not lower them.
+run_totals = Table(
+    "run_totals",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id"), primary_key=True),
+    Column("state", String(16), primary_key=True),  # COMPLETED | FAILED | ABORTED
+    Column("runs", BigInteger, nullable=False),
 )
 
 # What retention removed, per series the metrics count (finished runs by state, gate

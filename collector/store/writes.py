@@ -40,6 +40,7 @@ from collector.store.tables import (
     namespaces,
     quality_assertions,
     run_io,
+    run_totals,
     runs,
     schema_versions,
 )
@@ -481,13 +482,29 @@ def resolve_findings(
 
 
 def claim_detection(connection: Connection, run_uuid: UUID, at: datetime) -> bool:
-    """Mark a run judged; False when another collector got there first."""
+    """Mark a run judged and count it in the run totals; False when another collector got
+    there first."""
     statement = (
         update(runs)
         .where(runs.c.uuid == run_uuid, runs.c.detected_at.is_(None))
         .values(detected_at=at)
+        .returning(runs.c.job_id, runs.c.state)
     )
-    return bool(connection.execute(statement).rowcount)
+    claimed = connection.execute(statement).first()
+    if claimed is None:
+        return False
+    connection.execute(_count_judged(connection.dialect.name), dict(claimed._mapping))
+    return True
+
+
+@functools.cache
+def _count_judged(dialect: str) -> Any:
+    statement = _insert_into(dialect, run_totals).values(
+        job_id=bindparam("job_id"), state=bindparam("state"), runs=1
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["job_id", "state"], set_={"runs": run_totals.c.runs + 1}
+    )
 
 
 def set_expectation(connection: Connection, values: Mapping[str, Any]) -> None:
