@@ -442,9 +442,9 @@ def test_a_gate_reads_a_few_indexed_statements(
 # Tables that grow with the history (every run, event, check, finding): a hot path may look
 # rows up in them by index, never read them through, with or without an index (SQLite says
 # `SCAN t USING INDEX i` when it walks a whole index, unless the index is a partial one of
-# what waits; tables of jobs and datasets may be read through). Gate decisions are still counted per job by a walk of their index at each
-# scrape: the gate would have to count them as it records them, as the evaluator counts runs
-# as it judges them.
+# what waits; tables of jobs and datasets may be read through). Gate decisions are still
+# counted per job by a walk of their index at each scrape: the gate would have to count them
+# as it records them, as the evaluator counts runs as it judges them.
 HISTORY = "(runs|events|run_io|findings|schema_versions|quality_assertions)"
 WAITING = "(ix_events_pending|ix_runs_undetected)"  # partial: only what waits is in them
 HISTORY_SCAN = re.compile(rf"\bSCAN {HISTORY}\b(?! USING (COVERING )?INDEX {WAITING}\b)")
