@@ -180,14 +180,21 @@ class Writer:
                         job.future.set_exception(StoreUnavailable(reason(error)))
             settles = [job for job in group if job.settle]
             if settles:
-                self._derive(until=math.inf)
+                self._derive_guarded(until=math.inf)
             elif self.pending and not group:
-                self._derive(until=0)  # one chunk, then back to see whether requests came
+                self._derive_guarded(until=0)  # one chunk, then back to see if requests came
             elif self.pending and self._behind():
-                self._derive(until=0, chunk=BUSY_CHUNK)  # a short stall for waiting requests
+                self._derive_guarded(until=0, chunk=BUSY_CHUNK)  # a short stall for requests
             for job in settles:
                 job.future.set_result(None)
-        self._derive(until=time.monotonic() + STOP_DERIVING_S)
+        self._derive_guarded(until=time.monotonic() + STOP_DERIVING_S)
+
+    def _derive_guarded(self, until: float, chunk: int = DERIVE_CHUNK) -> None:
+        """`_derive`, whose faults are logged: the events stay pending, the writer goes on."""
+        try:
+            self._derive(until, chunk)
+        except Exception:
+            log.exception("deriving events failed; they stay pending and are tried again")
 
     def _take_group(self, idle: float | None) -> tuple[list[_Job], bool]:
         """The queued jobs (up to `max_group` events) whose requests still wait, and
