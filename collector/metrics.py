@@ -178,6 +178,12 @@ class StoreCollector(Collector):
             )
             waiting.add_metric([], reads.count_undetected_runs(c))
             yield waiting
+            underived = GaugeMetricFamily(
+                "pipewarden_events_awaiting_derivation",
+                "Events acknowledged but not derived yet (the writer's backlog).",
+            )
+            underived.add_metric([], reads.count_pending_events(c))
+            yield underived
             jobs_gauge = GaugeMetricFamily("pipewarden_jobs", "Jobs known to the collector.")
             jobs_gauge.add_metric([], len(job_names))
             yield jobs_gauge

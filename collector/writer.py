@@ -45,7 +45,7 @@ from collector.ingest import (
     derive_pending,
     store_pending,
 )
-from collector.store import writes
+from collector.store import reads, writes
 from collector.store.errors import StoreUnavailable, is_conflict, is_unavailable, reason
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Writer:
     def start(self) -> None:
         if self._thread is None:
             with self._engine.connect() as connection:
-                self.pending = writes.count_pending_events(connection)  # a crash's leftovers
+                self.pending = reads.count_pending_events(connection)  # a crash's leftovers
             self._thread = threading.Thread(target=self._run, name="pipewarden-writer", daemon=True)
             self._thread.start()
 

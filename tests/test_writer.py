@@ -25,8 +25,8 @@ from collector.openlineage import RunEvent
 from collector.store.engine import make_engine
 from collector.store.errors import StoreUnavailable
 from collector.store.migrate import upgrade
+from collector.store.reads import count_pending_events
 from collector.store.tables import events, runs
-from collector.store.writes import count_pending_events
 from collector.writer import Writer
 from tests.conftest import count_events
 from tests.events import run_event

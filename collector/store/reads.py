@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
+    not_,
     or_,
     select,
     union,
@@ -906,3 +907,9 @@ def dataset_names(connection: Connection, ids: Collection[int]) -> dict[int, Row
     if not ids:
         return {}
     return {row.id: row for row in connection.execute(_DATASET_NAMES, {"ids": list(ids)})}
+
+
+def count_pending_events(connection: Connection) -> int:
+    """How many events are committed but not derived yet (read by the partial index)."""
+    query = select(func.count()).select_from(events).where(not_(events.c.derived))
+    return int(connection.execute(query).scalar_one())

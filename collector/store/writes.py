@@ -183,12 +183,6 @@ def pending_events(connection: Connection, limit: int) -> list[Row[Any]]:
     return list(connection.execute(query, {"limit": limit}))
 
 
-def count_pending_events(connection: Connection) -> int:
-    """How many events are committed but not derived yet (read by the partial index)."""
-    query = select(func.count()).select_from(events).where(not_(events.c.derived))
-    return int(connection.execute(query).scalar_one())
-
-
 _MARK_DERIVED = (
     update(events).where(events.c.id.in_(bindparam("ids", expanding=True))).values(derived=True)
 )
