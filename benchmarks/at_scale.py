@@ -15,6 +15,7 @@ folder, or `--database-url`), then:
    jobs, one after another (target: ≤ 100 ms each).
 
     python benchmarks/at_scale.py [--jobs 1000] [--runs 100] [--batch 1000] [--connections 4]
+    python benchmarks/at_scale.py --store STORE.db   # steps 3 and 4 only, over a seed.py store
 """
 
 from __future__ import annotations
