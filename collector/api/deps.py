@@ -31,5 +31,5 @@ async def services(request: Request) -> Services:
 async def settled(request: Request) -> None:
     """Wait (up to `read_wait` seconds) until the events acknowledged so far are derived, so a
     read shows what its client was told is stored."""
-    found: Services = request.app.state.services
+    found = await services(request)
     await found.writer.settle(found.settings.read_wait)

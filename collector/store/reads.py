@@ -508,24 +508,24 @@ _HISTORY_COLUMNS = (
 )
 
 
+def _job_history(*columns: Any) -> Select[Any]:
+    """`columns` of the job's runs created before `before`, newest first, HISTORY_LIMIT."""
+    return (
+        select(*columns)
+        .where(runs.c.job_id == bindparam("job_id"), runs.c.created_at < bindparam("before"))
+        .order_by(*_NEWEST_FIRST)
+        .limit(HISTORY_LIMIT)
+    )
+
+
+_HISTORY_QUERY = _job_history(*_HISTORY_COLUMNS)
+_STARTS_QUERY = _job_history(func.coalesce(runs.c.started_at, runs.c.created_at))
+
+
 def runs_before(connection: Connection, job_id: int, before: datetime) -> Sequence[Row[Any]]:
     """The job's runs created before `before`, newest first, at most HISTORY_LIMIT: their
     uuid, state, created_at, started_at, duration_ms and verdict."""
-    query: Select[Any] = (
-        select(*_HISTORY_COLUMNS)
-        .where(runs.c.job_id == job_id, runs.c.created_at < before)
-        .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
-        .limit(HISTORY_LIMIT)
-    )
-    return connection.execute(query).all()
-
-
-_STARTS_QUERY: Select[Any] = (
-    select(func.coalesce(runs.c.started_at, runs.c.created_at))
-    .where(runs.c.job_id == bindparam("job_id"), runs.c.created_at < bindparam("before"))
-    .order_by(runs.c.created_at.desc(), runs.c.uuid.desc())
-    .limit(HISTORY_LIMIT)
-)
+    return connection.execute(_HISTORY_QUERY, {"job_id": job_id, "before": before}).all()
 
 
 def starts_before(connection: Connection, job_id: int, before: datetime) -> Sequence[datetime]:
