@@ -86,7 +86,7 @@ def claim_rows(connection: Connection, items: Sequence[Incoming]) -> None:
     Collectors sharing a PostgreSQL database then take those rows in one global order, so
     their transactions queue behind each other instead of deadlocking.
     """
-    writes.claim_keys(connection, {key for item in items for key in _contended(item.event)})
+    writes.claim_keys(connection, (key for item in items for key in _contended(item.event)))
 
 
 def _contended(event: Event) -> Iterator[str]:
@@ -197,35 +197,29 @@ def _derive(connection: Connection, items: Sequence[Incoming]) -> None:
 def event_row(incoming: Incoming, received_at: datetime, derived: bool) -> dict[str, Any]:
     """The raw event's row in `events`."""
     event = incoming.event
-    row: dict[str, Any] = {
+    run_uuid = run_key = event_type = None
+    if isinstance(event, RunEvent):
+        kind, namespace, name = "run", event.job.namespace, event.job.name
+        run_uuid = event.run.runId
+        event_type = event.eventType.value if event.eventType else None
+        run_key = f"{run_uuid}|{event_type or ''}|{event.eventTime.isoformat()}"
+    elif isinstance(event, JobEvent):
+        kind, namespace, name = "job", event.job.namespace, event.job.name
+    else:
+        kind, namespace, name = "dataset", event.dataset.namespace, event.dataset.name
+    return {
         "derived": derived,
         "content_hash": incoming.content_hash,
         "event_time": event.eventTime,
         "received_at": received_at,
         "payload": incoming.payload,
-        "run_key": None,
-        "run_uuid": None,
-        "event_type": None,
+        "kind": kind,
+        "namespace": namespace,
+        "name": name,
+        "run_uuid": run_uuid,
+        "event_type": event_type,
+        "run_key": run_key,
     }
-    if isinstance(event, RunEvent):
-        event_type = event.eventType.value if event.eventType else ""
-        row |= {
-            "kind": "run",
-            "namespace": event.job.namespace,
-            "name": event.job.name,
-            "run_uuid": event.run.runId,
-            "event_type": event.eventType.value if event.eventType else None,
-            "run_key": f"{event.run.runId}|{event_type}|{event.eventTime.isoformat()}",
-        }
-    elif isinstance(event, JobEvent):
-        row |= {"kind": "job", "namespace": event.job.namespace, "name": event.job.name}
-    else:
-        row |= {
-            "kind": "dataset",
-            "namespace": event.dataset.namespace,
-            "name": event.dataset.name,
-        }
-    return row
 
 
 # --- facets ---------------------------------------------------------------------------
