@@ -68,14 +68,30 @@ class GateAnswer:
         }
 
 
+def judge_and_record(
+    connection: Connection, policy: Policy, namespace: str, job: str, plan: Plan | None = None
+) -> GateAnswer:
+    """Decide whether the job may run now and keep the decision in the audit log, in the
+    writer's transaction: the decision is taken on the store as it is when it is recorded."""
+    answer = judge(connection, policy, namespace, job, plan)
+    record(connection, answer, plan)
+    return answer
+
+
+def parse_plan_ahead(engine: Engine, policy: Policy, namespace: str, job: str, plan: Plan) -> None:
+    """Judge once on a connection of its own, so the plan's SQL is parsed (and cached) here
+    rather than on the writer's thread, which every ingested event waits for."""
+    with engine.connect() as connection:
+        judge(connection, policy, namespace, job, plan)
+
+
 def judge(
-    engine: Engine, policy: Policy, namespace: str, job: str, plan: Plan | None = None
+    connection: Connection, policy: Policy, namespace: str, job: str, plan: Plan | None = None
 ) -> GateAnswer:
     """Decide whether the job may run now (reading the store only); `record` keeps it."""
     now = datetime.now(UTC)
     settings = policy.for_job(namespace, job)
-    with engine.connect() as connection:
-        context = build_context(connection, policy, namespace, job, plan, now)
+    context = build_context(connection, policy, namespace, job, plan, now)
     decision = decide(context)
     return GateAnswer(
         namespace=namespace,
