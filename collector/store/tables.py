@@ -68,7 +68,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
 
         return process
 
