@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -52,21 +52,35 @@ class Detection:
         self._policy = policy
 
     def judge_pending(self, limit: int = 200) -> int:
-        """Judge finished runs not judged yet; how many were judged."""
+        """Judge finished runs not judged yet; how many were judged.
+
+        What is found is committed for several runs at once (one writer transaction instead
+        of two per run), each run's writes in savepoints of their own; a run whose judgement
+        reads another's verdict (the same job's) waits for it to be committed.
+        """
         with self._engine.connect() as connection:
             pending = reads.undetected_runs(connection, limit)
+        group: list[_Judged] = []
         for run in pending:
+            if any(judged.run.job_id == run.job_id for judged in group):
+                self._write(_commit(group))
+                group = []
+            judged = _Judged(run)
             try:
-                self.judge_run(run)
+                self._judge_run(run, judged.writes.append)
             except Exception as error:  # one run's trouble must not stop the others
                 if is_unavailable(error):
                     raise  # the store's trouble, not the run's: judge it when it is back
                 log.exception("detection failed for run %s", run.uuid)
-                self._write(_claimer(run.uuid))
+                judged.writes[:] = [_claimer(run.uuid)]
+            group.append(judged)
+        if group:
+            self._write(_commit(group))
         return len(pending)
 
-    def judge_run(self, run: Row[Any]) -> None:
-        parsed.store_sql_lineage(self._engine, self._write, run)  # its own step; never raises
+    def _judge_run(self, run: Row[Any], write: Write[Any]) -> None:
+        """Judge one run from the store as committed; its writes are handed to `write`."""
+        parsed.store_sql_lineage(self._engine, write, run)  # its own step; never raises
         settings = self._policy().for_job(run.namespace, run.job_name)
         sensitivity = _sensitivity(settings.sensitivity)
         found: list[Located] = []
@@ -103,7 +117,7 @@ class Detection:
                     item.run_uuid,
                 )
 
-        self._write(store)
+        write(store)
 
     def check_overruns(self, now: datetime) -> int:
         """Findings for runs still going past their expected high bound."""
@@ -329,6 +343,36 @@ def record_feedback(connection: Connection, finding: Row[Any], verdict: str) -> 
 
 def _claimer(run_uuid: Any) -> Callable[[Connection], bool]:
     return lambda connection: writes.claim_detection(connection, run_uuid, _now())
+
+
+@dataclass
+class _Judged:
+    """A judged run and the writes that keep what was found."""
+
+    run: Row[Any]
+    writes: list[Callable[[Connection], Any]] = field(default_factory=list)
+
+
+def _commit(group: Sequence[_Judged]) -> Callable[[Connection], None]:
+    """The group's writes as one, each in a savepoint: a write that fails is logged and
+    undone alone, and its run is still marked judged so it is not judged again and again."""
+
+    def write(connection: Connection) -> None:
+        for judged in group:
+            failed = False
+            for step in judged.writes:
+                try:
+                    with connection.begin_nested():
+                        step(connection)
+                except Exception as error:
+                    if is_unavailable(error):
+                        raise
+                    log.exception("storing what was found for run %s failed", judged.run.uuid)
+                    failed = True
+            if failed:
+                _claimer(judged.run.uuid)(connection)
+
+    return write
 
 
 # The key's unique index takes entries up to about 2.7 kB on PostgreSQL: a longer key (long

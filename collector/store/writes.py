@@ -438,13 +438,15 @@ def upsert_assertions(connection: Connection, rows: Sequence[Mapping[str, Any]])
 
 def add_finding(connection: Connection, values: Mapping[str, Any]) -> bool:
     """Store a finding unless the same one (by key) is stored; True when it is new."""
-    statement = (
-        _insert(connection, findings)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(findings.c.id)
-    )
-    return connection.execute(statement).first() is not None
+    statement = _add_finding(connection.dialect.name, tuple(values))
+    return connection.execute(statement, dict(values)).first() is not None
+
+
+# Judging a run writes a dozen rows: the statements are built once per shape, not per call.
+@functools.cache
+def _add_finding(dialect: str, columns: tuple[str, ...]) -> Any:
+    statement = _insert_into(dialect, findings).values({name: bindparam(name) for name in columns})
+    return statement.on_conflict_do_nothing().returning(findings.c.id)
 
 
 def resolve_findings(
@@ -460,19 +462,33 @@ def resolve_findings(
 
     Only those about `dataset`, or about run `run_uuid`, when given.
     """
+    # Named apart from the columns: an UPDATE takes parameters named as columns to SET them.
+    values: dict[str, Any] = {"f_ns": namespace, "f_job": job, "f_before": before, "f_kind": kind}
+    if dataset is not None:
+        values |= {"f_dataset_ns": dataset[0], "f_dataset": dataset[1]}
+    if run_uuid is not None:
+        values["f_run"] = run_uuid
+    statement = _resolve_findings(dataset is not None, run_uuid is not None)
+    return connection.execute(statement, values).rowcount
+
+
+@functools.cache
+def _resolve_findings(about_dataset: bool, about_run: bool) -> Any:
     conditions = [
-        findings.c.namespace == namespace,
-        findings.c.job == job,
-        findings.c.event_time < before,
-        findings.c.kind == kind,
+        findings.c.namespace == bindparam("f_ns"),
+        findings.c.job == bindparam("f_job"),
+        findings.c.event_time < bindparam("f_before"),
+        findings.c.kind == bindparam("f_kind"),
         findings.c.status == "open",
     ]
-    if dataset is not None:
-        conditions += [findings.c.dataset_namespace == dataset[0], findings.c.dataset == dataset[1]]
-    if run_uuid is not None:
-        conditions.append(findings.c.run_uuid == run_uuid)
-    statement = update(findings).where(*conditions).values(status="resolved")
-    return connection.execute(statement).rowcount
+    if about_dataset:
+        conditions += [
+            findings.c.dataset_namespace == bindparam("f_dataset_ns"),
+            findings.c.dataset == bindparam("f_dataset"),
+        ]
+    if about_run:
+        conditions.append(findings.c.run_uuid == bindparam("f_run"))
+    return update(findings).where(*conditions).values(status="resolved")
 
 
 def claim_detection(connection: Connection, run_uuid: UUID, at: datetime) -> bool:
@@ -502,14 +518,19 @@ def _count_judged(dialect: str) -> Any:
 
 
 def set_expectation(connection: Connection, values: Mapping[str, Any]) -> None:
-    statement = _insert(connection, expectations).values(**values)
+    connection.execute(_set_expectation(connection.dialect.name, tuple(values)), dict(values))
+
+
+@functools.cache
+def _set_expectation(dialect: str, columns: tuple[str, ...]) -> Any:
+    insert = _insert_into(dialect, expectations)
+    statement = insert.values({name: bindparam(name) for name in columns})
     keys = ["job_id", "dataset_id", "metric"]
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=keys,
-        set_={k: statement.excluded[k] for k in values if k not in keys},
+        set_={k: statement.excluded[k] for k in columns if k not in keys},
         where=expectations.c.event_time <= statement.excluded.event_time,
     )
-    connection.execute(statement)
 
 
 # --- SQL lineage ----------------------------------------------------------------------

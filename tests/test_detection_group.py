@@ -1,0 +1,117 @@
+"""Runs judged together: their writes share a commit, yet one run's failing write is undone
+alone, and a run is judged only after its job's earlier run is committed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, select
+
+from collector.detection import Detection
+from collector.ingest import prepare, store_group
+from collector.store import writes
+from collector.store.engine import make_engine
+from collector.store.migrate import upgrade
+from collector.store.tables import expectations, jobs, runs
+from gates.policy import Policy
+from tests.events import dataset, run_event
+
+START = datetime(2024, 5, 1, 2, tzinfo=UTC)
+
+
+def _run(job: str, day: int, minutes: float = 10.0) -> list[dict[str, Any]]:
+    run_id = str(uuid.uuid4())
+    begin = START + timedelta(days=day)
+    end = begin + timedelta(minutes=minutes)
+    output = dataset(f"mart.{job}", row_count=1000)
+    return [
+        run_event("START", run_id=run_id, event_time=begin.isoformat(), job=job),
+        run_event("COMPLETE", run_id=run_id, event_time=end.isoformat(), job=job, outputs=[output]),
+    ]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}", writer=True)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+class _CountedWrites:
+    """The writer's `write_sync`, run directly, counting the transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.transactions = 0
+
+    def __call__(self, action: Callable[[Connection], Any]) -> Any:
+        self.transactions += 1
+        with self.engine.begin() as connection:
+            return action(connection)
+
+
+def _store(engine: Engine, documents: list[dict[str, Any]]) -> None:
+    with engine.begin() as connection:
+        store_group(connection, [prepare(document) for document in documents], START)
+
+
+def _judged(engine: Engine) -> dict[str, int]:
+    """How many of each job's runs are judged."""
+    query = select(jobs.c.name, runs.c.detected_at).join(jobs).where(runs.c.state == "COMPLETED")
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return {name: sum(1 for n, at in rows if n == name and at is not None) for name, _ in rows}
+
+
+def test_runs_of_different_jobs_share_one_commit(engine: Engine) -> None:
+    _store(engine, [event for job in ("a", "b", "c") for event in _run(job, 0)])
+    write = _CountedWrites(engine)
+
+    assert Detection(engine, write, Policy).judge_pending() == 3
+
+    assert write.transactions == 1
+    assert _judged(engine) == {"a": 1, "b": 1, "c": 1}
+
+
+def test_a_later_run_of_the_same_job_waits_for_the_earlier_ones_commit(engine: Engine) -> None:
+    _store(engine, [event for day in range(3) for event in _run("a", day)] + _run("b", 0))
+    write = _CountedWrites(engine)
+
+    assert Detection(engine, write, Policy).judge_pending() == 4
+
+    assert write.transactions == 3  # a's runs one per commit; b's with one of them
+    assert _judged(engine) == {"a": 3, "b": 1}
+
+
+def test_a_failing_write_is_undone_alone_and_its_run_still_judged(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = [event for day in range(12) for job in ("a", "b") for event in _run(job, day)]
+    _store(engine, history)
+    set_expectation = writes.set_expectation
+
+    def failing_for_a(connection: Connection, values: Any) -> None:
+        if _job_name(connection, values["job_id"]) == "a":
+            raise RuntimeError("a bug in storing a's expected range")
+        set_expectation(connection, values)
+
+    monkeypatch.setattr(writes, "set_expectation", failing_for_a)
+    Detection(engine, _CountedWrites(engine), Policy).judge_pending()
+
+    assert _judged(engine) == {"a": 12, "b": 12}
+    with engine.connect() as connection:
+        expected = {
+            _job_name(connection, row.job_id)
+            for row in connection.execute(select(expectations.c.job_id))
+        }
+    assert expected == {"b"}
+
+
+def _job_name(connection: Connection, job_id: int) -> str:
+    return str(connection.execute(select(jobs.c.name).where(jobs.c.id == job_id)).scalar_one())
