@@ -30,6 +30,9 @@ from gates.policy import Policy
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LIVE_HORIZON = timedelta(days=7)
+# Runs whose findings share a commit: fewer commits, yet a short stall of the writer (about
+# 2 ms a run), which requests being ingested wait behind.
+COMMIT_RUNS = 5
 Write = Callable[[Callable[[Connection], T]], T]
 
 
@@ -54,15 +57,16 @@ class Detection:
     def judge_pending(self, limit: int = 200) -> int:
         """Judge finished runs not judged yet; how many were judged.
 
-        What is found is committed for several runs at once (one writer transaction instead
-        of two per run), each run's writes in savepoints of their own; a run whose judgement
-        reads another's verdict (the same job's) waits for it to be committed.
+        What is found is committed for up to `COMMIT_RUNS` runs at once (one writer
+        transaction instead of two per run), each run's writes in savepoints of their own; a
+        run whose judgement reads another's verdict (the same job's) waits for it to be
+        committed.
         """
         with self._engine.connect() as connection:
             pending = reads.undetected_runs(connection, limit)
         group: list[_Judged] = []
         for run in pending:
-            if any(judged.run.job_id == run.job_id for judged in group):
+            if len(group) == COMMIT_RUNS or any(j.run.job_id == run.job_id for j in group):
                 self._write(_commit(group))
                 group = []
             judged = _Judged(run)

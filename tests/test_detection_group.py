@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, select
 
-from collector.detection import Detection
+from collector.detection import COMMIT_RUNS, Detection
 from collector.ingest import prepare, store_group
 from collector.store import writes
 from collector.store.engine import make_engine
@@ -69,14 +69,15 @@ def _judged(engine: Engine) -> dict[str, int]:
     return {name: sum(1 for n, at in rows if n == name and at is not None) for name, _ in rows}
 
 
-def test_runs_of_different_jobs_share_one_commit(engine: Engine) -> None:
-    _store(engine, [event for job in ("a", "b", "c") for event in _run(job, 0)])
+def test_runs_of_different_jobs_share_a_commit_a_few_at_a_time(engine: Engine) -> None:
+    names = [f"job_{n}" for n in range(COMMIT_RUNS + 2)]
+    _store(engine, [event for job in names for event in _run(job, 0)])
     write = _CountedWrites(engine)
 
-    assert Detection(engine, write, Policy).judge_pending() == 3
+    assert Detection(engine, write, Policy).judge_pending() == len(names)
 
-    assert write.transactions == 1
-    assert _judged(engine) == {"a": 1, "b": 1, "c": 1}
+    assert write.transactions == 2
+    assert _judged(engine) == dict.fromkeys(names, 1)
 
 
 def test_a_later_run_of_the_same_job_waits_for_the_earlier_ones_commit(engine: Engine) -> None:
