@@ -76,7 +76,7 @@ class Detection:
                 if is_unavailable(error):
                     raise  # the store's trouble, not the run's: judge it when it is back
                 log.exception("detection failed for run %s", run.uuid)
-                judged.writes[:] = [_claimer(run.uuid)]
+                judged.writes.append(_claimer(run.uuid))  # its parsed lineage is still kept
             group.append(judged)
         if group:
             self._write(_commit(group))

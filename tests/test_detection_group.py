@@ -116,3 +116,23 @@ def test_a_failing_write_is_undone_alone_and_its_run_still_judged(
 
 def _job_name(connection: Connection, job_id: int) -> str:
     return str(connection.execute(select(jobs.c.name).where(jobs.c.id == job_id)).scalar_one())
+
+
+def test_a_run_whose_judging_fails_is_still_marked_judged_and_the_others_judged(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _store(engine, [event for job in ("a", "b") for event in _run(job, 0)])
+
+    def failing_for_a(self: Detection, run: Any, *rest: Any) -> Any:
+        if run.job_name == "a":
+            raise RuntimeError("a bug in a detector")
+        return judge_runtime(self, run, *rest)
+
+    judge_runtime = Detection._runtime
+    monkeypatch.setattr(Detection, "_runtime", failing_for_a)
+    write = _CountedWrites(engine)
+
+    assert Detection(engine, write, Policy).judge_pending() == 2
+
+    assert write.transactions == 1
+    assert _judged(engine) == {"a": 1, "b": 1}
