@@ -84,6 +84,9 @@ def runs(
             SHOP_OUT_DIR=str(out.parent),
             DAGSTER_HOME=str(work / "dagster-home"),
             PREFECT_HOME=str(work / "prefect-home"),
+            # Prefect starts a server of its own for the flow; its 20 s default was too short
+            # once on a loaded CI machine ("Timed out ... ephemeral Prefect API server").
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
         )
         (work / "dagster-home").mkdir()
 
