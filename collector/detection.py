@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -30,9 +30,6 @@ from gates.policy import Policy
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LIVE_HORIZON = timedelta(days=7)
-# Runs whose findings share a commit: fewer commits, yet a short stall of the writer (about
-# 2 ms a run), which requests being ingested wait behind.
-COMMIT_RUNS = 5
 Write = Callable[[Callable[[Connection], T]], T]
 
 
@@ -55,36 +52,21 @@ class Detection:
         self._policy = policy
 
     def judge_pending(self, limit: int = 200) -> int:
-        """Judge finished runs not judged yet; how many were judged.
-
-        What is found is committed for up to `COMMIT_RUNS` runs at once (one writer
-        transaction instead of two per run), each run's writes in savepoints of their own; a
-        run whose judgement reads another's verdict (the same job's) waits for it to be
-        committed.
-        """
+        """Judge finished runs not judged yet; how many were judged."""
         with self._engine.connect() as connection:
             pending = reads.undetected_runs(connection, limit)
-        group: list[_Judged] = []
         for run in pending:
-            if len(group) == COMMIT_RUNS or any(j.run.job_id == run.job_id for j in group):
-                self._write(_commit(group))
-                group = []
-            judged = _Judged(run)
             try:
-                self._judge_run(run, judged.writes.append)
+                self.judge_run(run)
             except Exception as error:  # one run's trouble must not stop the others
                 if is_unavailable(error):
                     raise  # the store's trouble, not the run's: judge it when it is back
                 log.exception("detection failed for run %s", run.uuid)
-                judged.writes.append(_claimer(run.uuid))  # its parsed lineage is still kept
-            group.append(judged)
-        if group:
-            self._write(_commit(group))
+                self._write(_claimer(run.uuid))
         return len(pending)
 
-    def _judge_run(self, run: Row[Any], write: Write[Any]) -> None:
-        """Judge one run from the store as committed; its writes are handed to `write`."""
-        parsed.store_sql_lineage(self._engine, write, run)  # its own step; never raises
+    def judge_run(self, run: Row[Any]) -> None:
+        parsed.store_sql_lineage(self._engine, self._write, run)  # its own step; never raises
         settings = self._policy().for_job(run.namespace, run.job_name)
         sensitivity = _sensitivity(settings.sensitivity)
         found: list[Located] = []
@@ -121,7 +103,7 @@ class Detection:
                     item.run_uuid,
                 )
 
-        write(store)
+        self._write(store)
 
     def check_overruns(self, now: datetime) -> int:
         """Findings for runs still going past their expected high bound."""
@@ -347,36 +329,6 @@ def record_feedback(connection: Connection, finding: Row[Any], verdict: str) -> 
 
 def _claimer(run_uuid: Any) -> Callable[[Connection], bool]:
     return lambda connection: writes.claim_detection(connection, run_uuid, _now())
-
-
-@dataclass
-class _Judged:
-    """A judged run and the writes that keep what was found."""
-
-    run: Row[Any]
-    writes: list[Callable[[Connection], Any]] = field(default_factory=list)
-
-
-def _commit(group: Sequence[_Judged]) -> Callable[[Connection], None]:
-    """The group's writes as one, each in a savepoint: a write that fails is logged and
-    undone alone, and its run is still marked judged so it is not judged again and again."""
-
-    def write(connection: Connection) -> None:
-        for judged in group:
-            failed = False
-            for step in judged.writes:
-                try:
-                    with connection.begin_nested():
-                        step(connection)
-                except Exception as error:
-                    if is_unavailable(error):
-                        raise
-                    log.exception("storing what was found for run %s failed", judged.run.uuid)
-                    failed = True
-            if failed:
-                _claimer(judged.run.uuid)(connection)
-
-    return write
 
 
 # The key's unique index takes entries up to about 2.7 kB on PostgreSQL: a longer key (long
