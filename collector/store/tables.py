@@ -43,6 +43,13 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def _as_utc(value: datetime) -> datetime:
+    """`value` in UTC; a datetime without an offset is refused, its time zone unknown."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on every backend (SQLite keeps no offset itself)."""
 
@@ -52,9 +59,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
+        value = _as_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -66,9 +71,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             # step: an ingested batch binds thousands of these.
             if value is None:
                 return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
-            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+            return _as_utc(value).isoformat(" ", "microseconds")[:26]  # no "+00:00"
 
         return process
 
