@@ -119,8 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     for store_error in (StoreUnavailable, DBAPIError, PoolTimeout):
         app.add_exception_handler(store_error, store_error_handler)
-    for router in (lineage_ingest.router, health.router):
-        app.include_router(router)
+    app.include_router(health.router)
     # Routes reading what is derived from events wait for the events acknowledged before them.
     for router in (
         metrics.router,
@@ -132,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         kpis.router,
     ):
         app.include_router(router, dependencies=[Depends(settled)])
+    app.add_middleware(lineage_ingest.IngestEndpoints)  # innermost: behind access and guard
     app.add_middleware(RequestGuard, settings=settings, streamed=metrics.INGEST_PATHS)
     app.add_middleware(EncodedPathMiddleware)
     # Inside the ingest metrics, so refused requests are timed and counted as errors too.
@@ -142,13 +142,16 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 class _Collector(FastAPI):
-    """FastAPI whose OpenAPI document also describes the events the ingest routes read."""
+    """FastAPI whose OpenAPI document also describes the ingest routes, which it does not
+    route itself (see `lineage_ingest`), and the events they read."""
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is not None:
             return self.openapi_schema
         document = super().openapi()
-        document["components"]["schemas"].update(lineage_ingest.event_schemas())
+        for path, operations in lineage_ingest.openapi_paths().items():
+            document["paths"].setdefault(path, {}).update(operations)
+        document["components"]["schemas"].update(lineage_ingest.openapi_schemas())
         return document
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import zlib
 from array import array
-from collections.abc import AsyncIterator
 from itertools import accumulate
 from typing import Any
 
@@ -33,16 +32,24 @@ async def read_body(request: Request, limit: int, stall: float) -> bytes:
     decoder = zlib.decompressobj(_DECODERS[encoding]) if encoding in _DECODERS else None
     chunks: list[bytes] = []
     size = 0
+    loop = asyncio.get_running_loop()
     try:
-        async for chunk in _arriving(request, stall):
-            if decoder is not None:
-                chunk = _inflate(decoder, chunk, room=limit - size, limit=limit)
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
+        # One deadline for the whole body, pushed back as each chunk arrives.
+        async with asyncio.timeout(stall) as deadline:
+            async for chunk in request.stream():
+                deadline.reschedule(loop.time() + stall)
+                if decoder is not None:
+                    chunk = _inflate(decoder, chunk, room=limit - size, limit=limit)
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
     except ClientDisconnect:
         raise ApiError(400, "the connection closed before the whole body arrived") from None
+    except TimeoutError:
+        raise ApiError(
+            408, f"the body stalled: no bytes arrived for {stall:g} s before its end"
+        ) from None
     if decoder is not None:
         if not decoder.eof:
             raise ApiError(400, f"the {encoding} body is truncated")
@@ -52,22 +59,6 @@ async def read_body(request: Request, limit: int, stall: float) -> bytes:
             raise _too_large(limit)
         chunks.append(tail)
     return b"".join(chunks)
-
-
-async def _arriving(request: Request, stall: float) -> AsyncIterator[bytes]:
-    """The body's chunks as they arrive; 408 when the next one takes more than `stall` s."""
-    chunks = request.stream()
-    while True:
-        try:
-            async with asyncio.timeout(stall):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise ApiError(
-                408, f"the body stalled: no bytes arrived for {stall:g} s before its end"
-            ) from None
-        yield chunk
 
 
 def _inflate(decoder: zlib._Decompress, chunk: bytes, room: int, limit: int) -> bytes:
