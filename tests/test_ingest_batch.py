@@ -275,6 +275,13 @@ def test_bad_batch_body_is_refused_and_touches_nothing(
     assert count_events(engine) == 1
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_the_batch_is_only_taken_by_post(client: TestClient, engine: Engine, method: str) -> None:
+    body = as_array([run_event()])
+    assert_error(client.request(method, "/api/v1/lineage/batch", content=body), 405, "POST")
+    assert count_events(engine) == 0
+
+
 def test_empty_array_is_an_empty_result(client: TestClient, engine: Engine) -> None:
     assert results_of(post_batch(client, b"[]")) == []
     assert count_events(engine) == 0

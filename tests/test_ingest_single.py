@@ -593,3 +593,21 @@ def test_large_integers_in_unknown_facets_are_kept_exactly(collector: Collector)
     with collector.engine.connect() as connection:
         payload = connection.execute(select(events.c.payload)).scalar_one()
     assert "1180591620717411303424" in payload, payload
+
+
+def test_the_openapi_document_describes_both_ingest_routes_beside_the_lineage_graph() -> None:
+    document = create_app(Settings()).openapi()
+    lineage = document["paths"]["/api/v1/lineage"]
+    assert set(lineage) == {"get", "post"}  # the graph read and the event write
+    batch = document["paths"]["/api/v1/lineage/batch"]["post"]
+    event = lineage["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/RunEvent"} in event["anyOf"]
+    assert batch["requestBody"]["content"]["application/json"]["schema"]["items"] == event
+    answers = {
+        "201": lineage["post"]["responses"]["201"],
+        "200": batch["responses"]["200"],
+    }
+    for answer in answers.values():
+        reference = answer["content"]["application/json"]["schema"]["$ref"]
+        assert reference.rsplit("/", 1)[1] in document["components"]["schemas"]
+    assert "duplicate" in lineage["post"]["description"]

@@ -77,11 +77,13 @@ class IngestEndpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = _ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
-        if endpoint is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
+        if endpoint is None or (scope["method"] != "POST" and scope["path"] == SINGLE_PATH):
+            await self.app(scope, receive, send)  # GET /api/v1/lineage is the lineage graph
             return
         request = Request(scope, receive)
         try:
+            if scope["method"] != "POST":
+                raise ApiError(405, "Method Not Allowed: send the batch with POST")
             response = await endpoint(request, scope["app"].state.services, await caller(request))
         except ApiError as error:
             response = await api_error_handler(request, error)
