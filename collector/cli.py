@@ -76,7 +76,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down; a graceful stop
     # is a success, so end with status 0 then instead of dying of the signal.
     try:
-        app = create_app(settings)
+        app = create_app(settings, background_process=settings.derives_in_background)
     except PolicyError as error:
         raise click.ClickException(f"policy refused: {error}") from None
     except AuthFileError as error:

@@ -60,6 +60,14 @@ class Settings:
         "speed of the raw insert and derived when ingestion pauses (and 1,000 events a second "
         "meanwhile).",
     )
+    background_process: str = _setting(
+        "auto",
+        "Whether `pipewarden serve` derives runs, jobs, datasets and lineage from stored "
+        "events, and runs the detectors, in a second process, on another core than the one "
+        "answering requests: `auto` does with PostgreSQL (1.4 times the single-event rate on "
+        "two cores) and not with SQLite, where the two processes take turns for its one write "
+        "lock (measured slower); `on` or `off` decide it for either store.",
+    )
     read_wait: float = _setting(
         2.0,
         "Seconds a read (lineage, gates, findings, ...) waits for the events acknowledged "
@@ -112,6 +120,13 @@ class Settings:
         "Where the shim keeps events until the collector acknowledges them; empty means "
         "`$XDG_STATE_HOME/pipewarden/spool` (`~/.local/state/pipewarden/spool`).",
     )
+
+    @property
+    def derives_in_background(self) -> bool:
+        """Whether `serve` starts the second process (`background_process`)."""
+        if self.background_process == "auto":
+            return self.database_url.startswith("postgresql")
+        return self.background_process == "on"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed and checked, the others kept."""
@@ -178,6 +193,7 @@ def _parse(variable: str, text: str, kind: object) -> Any:
 
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
+_BACKGROUND_CHOICES = {"auto", "on", "off"}
 
 
 def _checked(settings: Settings) -> Settings:
@@ -191,6 +207,10 @@ def _checked(settings: Settings) -> Settings:
         raise SettingsError(f"{env_name('body_timeout')} must be more than 0 seconds")
     if settings.derivation_backlog < 1:
         raise SettingsError(f"{env_name('derivation_backlog')} must be at least 1")
+    if settings.background_process not in _BACKGROUND_CHOICES:
+        raise SettingsError(
+            f"{env_name('background_process')} must be one of {sorted(_BACKGROUND_CHOICES)}"
+        )
     if settings.read_wait < 0:
         raise SettingsError(f"{env_name('read_wait')} must be 0 seconds or more")
     if not 0 < settings.port < 65536:

@@ -17,6 +17,10 @@ When the store is away or busy (connection lost or refused, PostgreSQL restartin
 locked) the waiting requests are refused with `StoreUnavailable` (a 503: send again) and the
 writer carries on; a deadlock between collectors sharing PostgreSQL is retried a few times
 first. A request is only ever told its events are stored after their commit.
+
+With a `Deriver` (`pipewarden serve` on PostgreSQL, see `collector.background`) another
+process derives: this writer only tells it how many events each commit stored, and `settle`
+asks it; that process's own writer derives them as above.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -68,6 +72,16 @@ class StoreFailed(RuntimeError):
     """The store refused an event for a reason of its own (not the event's fault)."""
 
 
+class Deriver(Protocol):
+    """Another process that derives the events this writer stores."""
+
+    def stored(self, count: int) -> None:
+        """`count` more events were committed; called before their requests are answered."""
+
+    async def settle(self, timeout: float) -> None:
+        """Wait until the events committed so far are derived, or `timeout` seconds."""
+
+
 @dataclass
 class _Job:
     """Events to store, or another write (`action`) to run in the writer's transaction."""
@@ -75,6 +89,7 @@ class _Job:
     items: Sequence[Incoming] = ()
     action: Callable[[Connection], Any] | None = None
     settle: bool = False  # answered once every event committed before it is derived
+    noticed: int = 0  # events another process stored, for this writer to derive
     future: Future[Any] = field(default_factory=Future)
 
     @property
@@ -90,8 +105,10 @@ class Writer:
         engine: Engine,
         max_group: int = 2000,
         backlog: int = 250_000,
+        deriver: Deriver | None = None,
     ) -> None:
         self._engine = engine
+        self._deriver = deriver  # derives elsewhere: this writer only stores
         self._max_group = max_group
         self._backlog = backlog
         self.on_derived: Callable[[], None] = lambda: None  # told after each derivation pass
@@ -104,8 +121,9 @@ class Writer:
 
     def start(self) -> None:
         if self._thread is None:
-            with self._engine.connect() as connection:
-                self.pending = reads.count_pending_events(connection)  # a crash's leftovers
+            if self._deriver is None:
+                with self._engine.connect() as connection:
+                    self.pending = reads.count_pending_events(connection)  # a crash's leftovers
             self._thread = threading.Thread(target=self._run, name="pipewarden-writer", daemon=True)
             self._thread.start()
 
@@ -147,11 +165,22 @@ class Writer:
         Reads call it so what a client was told is stored shows in what it reads next; a
         read during a large backlog is answered after `timeout` from what is derived.
         """
+        if self._deriver is not None:
+            await self._deriver.settle(timeout)
+            return
         if self.pending == 0:
             return
-        waiting = asyncio.wrap_future(self._enqueue(_Job(settle=True)))
+        waiting = asyncio.wrap_future(self.settle_nowait())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(waiting), timeout)
+
+    def settle_nowait(self) -> Future[None]:
+        """`settle` without a timeout, for other threads: done once derived."""
+        return self._enqueue(_Job(settle=True))
+
+    def notice(self, count: int) -> None:
+        """Another process stored `count` events: derive them as if this writer had."""
+        self._enqueue(_Job(noticed=count))
 
     @property
     def busy(self) -> bool:
@@ -161,7 +190,7 @@ class Writer:
     def _enqueue(self, job: _Job) -> Future[Any]:
         if not self.alive:
             raise WriterStopped("the writer is not running")
-        if job.items:
+        if job.items or job.noticed:
             self._request_at = time.monotonic()
         self._queue.put(job)
         return job.future
@@ -170,7 +199,11 @@ class Writer:
         stopping = False
         while not stopping:
             group, stopping = self._take_group(IDLE_S if self.pending else None)
-            requests = [job for job in group if not job.settle]
+            requests = [job for job in group if not job.settle and not job.noticed]
+            for job in group:
+                if job.noticed:
+                    self.pending += job.noticed
+                    job.future.set_result(None)
             try:
                 self._write_group(requests)
             except Exception as error:  # a fault of the writer's own must not stop it
@@ -305,7 +338,9 @@ class Writer:
 
     def _answer(self, job: _Job, result: Any) -> None:
         """Tell the waiting request its result, counting its stored events as pending."""
-        if job.action is None:
+        if job.action is None and self._deriver is not None:
+            self._deriver.stored(result.count(Outcome.STORED))
+        elif job.action is None:
             self.pending += result.count(Outcome.STORED)
             for item, outcome in zip(job.items, result, strict=True):
                 if outcome is Outcome.STORED and len(self._validated) < KEEP_VALIDATED:

@@ -46,6 +46,24 @@ def test_flags_override_the_environment() -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "choice", "second_process"),
+    [
+        ("sqlite:///p.db", "auto", False),
+        ("postgresql+psycopg://u@h/db", "auto", True),
+        ("sqlite:///p.db", "on", True),
+        ("postgresql+psycopg://u@h/db", "off", False),
+    ],
+)
+def test_the_second_process_is_for_postgresql_unless_told(
+    url: str, choice: str, second_process: bool
+) -> None:
+    loaded = Settings.from_env(
+        {"PIPEWARDEN_DATABASE_URL": url, "PIPEWARDEN_BACKGROUND_PROCESS": choice}
+    )
+    assert loaded.derives_in_background is second_process
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
         ("PIPEWARDEN_PORT", "fifty", "PIPEWARDEN_PORT='fifty': not a whole number"),
@@ -53,6 +71,7 @@ def test_flags_override_the_environment() -> None:
         ("PIPEWARDEN_MAX_BODY_BYTES", "10", "PIPEWARDEN_MAX_BODY_BYTES must be at least 1024"),
         ("PIPEWARDEN_LOG_LEVEL", "loud", "PIPEWARDEN_LOG_LEVEL must be one of"),
         ("PIPEWARDEN_DATABASE_URL", "mysql://x/y", "use sqlite:///path.db or postgresql"),
+        ("PIPEWARDEN_BACKGROUND_PROCESS", "yes", "must be one of ['auto', 'off', 'on']"),
         (
             "PIPEWARDEN_RETENTION_DAYS",
             "-1",

@@ -42,10 +42,8 @@ from collector.api.errors import (
 from collector.api.guard import RequestGuard
 from collector.api.responses import JSONResponse
 from collector.auth import AuthHolder
-from collector.detection import Detection
-from collector.evaluator import Evaluator
+from collector.background import BackgroundProcess, start_detection
 from collector.policy import PolicyHolder
-from collector.retention import Retention
 from collector.settings import Settings
 from collector.store.engine import make_engine
 from collector.store.errors import StoreUnavailable
@@ -60,8 +58,12 @@ WORKER_THREADS = 2
 GC_THRESHOLDS = (50_000, 20, 10)  # allocations before a young pass, young passes per older one
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The collector for these settings; the store is migrated and the writer started at startup."""
+def create_app(settings: Settings, background_process: bool = False) -> FastAPI:
+    """The collector for these settings; the store is migrated and the writer started at startup.
+
+    With `background_process`, derivation and detection run in a second process
+    (`collector.background`); else in threads of this one.
+    """
 
     policy = PolicyHolder(settings)  # an invalid policy stops the start here
     auth = AuthHolder(settings)  # so does an invalid token file
@@ -72,19 +74,16 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.database_url)
         writer_engine = make_engine(settings.database_url, writer=True)
         upgrade(writer_engine)
-        writer = Writer(writer_engine, backlog=settings.derivation_backlog)
+        background = BackgroundProcess(settings) if background_process else None
+        if background is not None:
+            background.start()
+        writer = Writer(writer_engine, backlog=settings.derivation_backlog, deriver=background)
         writer.start()
-        detection = Detection(engine, writer.write_sync, lambda: policy.current)
-        retention = Retention(engine, writer.write_sync, settings.retention_days)
-        evaluator = Evaluator(
-            engine, detection, settings.evaluator_interval, retention, lambda: writer.busy
-        )
-        writer.on_derived = evaluator.wake  # newly derived finished runs are judged now
-        evaluator.start()
+        evaluator = None if background else start_detection(settings, engine, writer, policy)
         app.state.services = Services(
             settings=settings, engine=engine, writer=writer, policy=policy, evaluator=evaluator
         )
-        _reload_on_sighup(policy, auth)
+        _reload_on_sighup(policy, auth, background)
         log.info("store ready: %s", engine.url.render_as_string(hide_password=True))
         # What start-up made (modules, tables, compiled statements) lives as long as the
         # process: kept out of the garbage collector's full passes, which would otherwise
@@ -102,8 +101,11 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
-            evaluator.stop()
+            if evaluator is not None:
+                evaluator.stop()
             writer.stop()
+            if background is not None:
+                background.stop()
             writer_engine.dispose()
             engine.dispose()
 
@@ -155,12 +157,16 @@ class _Collector(FastAPI):
         return document
 
 
-def _reload_on_sighup(policy: PolicyHolder, auth: AuthHolder) -> None:
+def _reload_on_sighup(
+    policy: PolicyHolder, auth: AuthHolder, background: BackgroundProcess | None
+) -> None:
     """`kill -HUP` re-reads the policy and token files (only in the main thread's loop)."""
 
     def reload() -> None:
         policy.reload()
         auth.reload()
+        if background is not None:
+            background.reload()
 
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

@@ -19,7 +19,7 @@ class Services:
     engine: Engine
     writer: Writer
     policy: PolicyHolder
-    evaluator: Evaluator
+    evaluator: Evaluator | None  # None when a background process judges (`serve`)
 
 
 async def services(request: Request) -> Services:
