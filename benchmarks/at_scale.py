@@ -172,7 +172,7 @@ def _wait_until_judged(port: int, runs: int, timeout: float = 3600) -> None:
 
 
 class _PeakMemory:
-    """The highest RSS of a process while the block runs, sampled every 0.1 s."""
+    """The highest RSS of a process and its children while the block runs, every 0.1 s."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid

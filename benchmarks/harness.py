@@ -91,8 +91,19 @@ def collector_env(folder: Path, database_url: str | None = None) -> dict[str, st
 
 
 def rss_megabytes(pid: int) -> float:
-    """Resident memory of a process (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """Resident memory of a process and its children (the collector's background process;
+    Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return _own_rss(pid) + sum(_own_rss(int(kid)) for kid in kids)
+
+
+def _own_rss(pid: int) -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:  # ended meanwhile
+        return 0.0
+    for line in lines:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
