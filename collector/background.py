@@ -36,6 +36,7 @@ from sqlalchemy import Engine
 
 from collector.detection import Detection
 from collector.evaluator import Evaluator
+from collector.lineage import parsed
 from collector.policy import PolicyHolder
 from collector.retention import Retention
 from collector.settings import Settings
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 START_WAIT_S = 60.0  # for the background process to be ready
 STOP_WAIT_S = 30.0  # for the background process to derive what is pending and stop
 RESTART_DELAY_S = 1.0  # before starting another background process after one died
+REPORT_S = 1.0  # how often the background process reports what it counted
 
 
 def start_detection(
@@ -78,6 +80,7 @@ class BackgroundProcess:
         self._waiting: dict[int, Future[None]] = {}
         self._stored = 1  # commits told, counting the pending events of a previous run as one
         self._settled = 0  # the last of those the background process has derived
+        self._failures_seen = 0  # SQL parse failures it reported, added to this process's
 
     def start(self) -> None:
         """Start the background process and wait until it is ready."""
@@ -90,6 +93,7 @@ class BackgroundProcess:
 
     def _spawn(self) -> None:
         self._ready.clear()
+        self._failures_seen = 0
         ours, theirs = self._context.Pipe()
         self._process = self._context.Process(
             target=_serve_background,
@@ -164,6 +168,9 @@ class BackgroundProcess:
             if kind == "ready":
                 self._up = True
                 self._ready.set()
+            elif kind == "parse_failures":  # its count since it started
+                parsed.count_failures(settled - self._failures_seen)
+                self._failures_seen = settled
             elif kind == "settled":
                 self._settled = max(self._settled, settled)
                 waiting = self._waiting.pop(ask, None)
@@ -214,9 +221,17 @@ def _serve_background(settings: Settings, connection: Connection, told: int) -> 
 
     with answering:
         connection.send(("ready", 0, told))
+    reported = 0  # SQL parse failures, counted here, for the serving process's /metrics
     try:
         while True:
             try:
+                waiting = connection.poll(REPORT_S)
+                if parsed.parse_failures() != reported:
+                    reported = parsed.parse_failures()
+                    with answering:
+                        connection.send(("parse_failures", 0, reported))
+                if not waiting:
+                    continue
                 message = connection.recv()
             except (EOFError, OSError):
                 break  # the serving process is gone

@@ -77,7 +77,8 @@ class StoreCollector(Collector):
         if failures is not None:
             counter = CounterMetricFamily(
                 "pipewarden_sql_parse_failures",
-                "Runs whose SQL did not parse, in this process since it started.",
+                "Runs whose SQL did not parse, in this collector (and its background process) "
+                "since it started.",
             )
             counter.add_metric([], failures)
             yield counter

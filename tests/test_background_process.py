@@ -19,10 +19,11 @@ import httpx
 import pytest
 
 from tests import postgres
-from tests.events import run_event
+from tests.events import PRODUCER, run_event
 from tests.load import Collector, serving
 
 WAIT_S = 60.0
+SQL_FACET = "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json"
 
 
 @pytest.fixture
@@ -49,11 +50,12 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def one_run(collector: Collector, job: str) -> str:
-    """START and COMPLETE of a new run of `job`; its id."""
+def one_run(collector: Collector, job: str, sql: str = "SELECT 1") -> str:
+    """START and COMPLETE of a new run of `job` running `sql`; its id."""
     run_id = str(uuid.uuid4())
+    facets = {"sql": {"_producer": PRODUCER, "_schemaURL": SQL_FACET, "query": sql}}
     for kind, at in (("START", "2024-05-01T02:00:00Z"), ("COMPLETE", "2024-05-01T02:07:00Z")):
-        event = run_event(kind, run_id=run_id, job=job, event_time=at)
+        event = run_event(kind, run_id=run_id, job=job, event_time=at, job_facets=facets)
         answer = httpx.post(f"{collector.url}/api/v1/lineage", json=event, timeout=10)
         assert answer.status_code == 201, answer.text
     return run_id
@@ -66,12 +68,16 @@ def run_state(collector: Collector, run_id: str) -> str:
     return state
 
 
-def runs_awaiting_judgement(collector: Collector) -> float:
+def metric(collector: Collector, name: str) -> float:
     metrics = httpx.get(f"{collector.url}/metrics", timeout=10).text
     for line in metrics.splitlines():
-        if line.startswith("pipewarden_runs_awaiting_judgement "):
+        if line.startswith(f"{name} "):
             return float(line.split()[1])
-    raise AssertionError("no pipewarden_runs_awaiting_judgement in /metrics")
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def runs_awaiting_judgement(collector: Collector) -> float:
+    return metric(collector, "pipewarden_runs_awaiting_judgement")
 
 
 def wait_for(condition: str, check: Callable[[], bool]) -> None:
@@ -96,6 +102,14 @@ def test_a_second_process_derives_and_judges_what_serve_stores(collector: Collec
     assert run_state(collector, run_id) == "COMPLETED"
     wait_for("the new run is judged", lambda: runs_awaiting_judgement(collector) == 0)
     assert "starting another" in collector.output()
+
+    # What the background process counts shows in the serving process's /metrics.
+    failures = metric(collector, "pipewarden_sql_parse_failures_total")
+    one_run(collector, "broken_sql", sql="INSERT INTO t\nSELECT (a FROM s;")
+    wait_for(
+        "the SQL parse failure is counted",
+        lambda: metric(collector, "pipewarden_sql_parse_failures_total") == failures + 1,
+    )
 
     (second,) = background_pids(collector)
     assert collector.stop() == 0, collector.output()

@@ -43,10 +43,11 @@ def parse_failures() -> int:
     return PARSE_FAILURES
 
 
-def _count_failure() -> None:
+def count_failures(count: int = 1) -> None:
+    """Count runs whose SQL did not parse, here or in this collector's background process."""
     global PARSE_FAILURES
     with _failures_lock:
-        PARSE_FAILURES += 1
+        PARSE_FAILURES += count
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def _store_sql_lineage(engine: Engine, write: Write[Any], run: Row[Any]) -> None
         schema = known_schemas(connection, (*sql.inputs, *sql.outputs))
     result = parse_cached(sql.query, sql.dialect, schema)
     if isinstance(result, SqlParseError):
-        _count_failure()
+        count_failures()
         message = str(result)
         write(lambda connection: writes.set_sql_parse_error(connection, run.uuid, message))
         return
