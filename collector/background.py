@@ -122,10 +122,6 @@ class BackgroundProcess:
         if self._connection is not None:
             self._connection.close()
 
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
-
     def stored(self, count: int) -> None:
         if count:
             self._stored += 1
@@ -162,17 +158,17 @@ class BackgroundProcess:
         """Answers from the background process; when it dies, another is started."""
         while True:
             try:
-                kind, ask, settled = connection.recv()
+                kind, ask, value = connection.recv()
             except (EOFError, OSError):
                 break
             if kind == "ready":
                 self._up = True
                 self._ready.set()
             elif kind == "parse_failures":  # its count since it started
-                parsed.count_failures(settled - self._failures_seen)
-                self._failures_seen = settled
-            elif kind == "settled":
-                self._settled = max(self._settled, settled)
+                parsed.count_failures(value - self._failures_seen)
+                self._failures_seen = value
+            elif kind == "settled":  # the commits it covers are derived
+                self._settled = max(self._settled, value)
                 waiting = self._waiting.pop(ask, None)
                 if waiting is not None:
                     waiting.set_result(None)
