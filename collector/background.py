@@ -222,8 +222,9 @@ def _serve_background(settings: Settings, connection: Connection, told: int) -> 
         while True:
             try:
                 waiting = connection.poll(REPORT_S)
-                if parsed.parse_failures() != reported:
-                    reported = parsed.parse_failures()
+                counted = parsed.parse_failures()
+                if counted != reported:
+                    reported = counted
                     with answering:
                         connection.send(("parse_failures", 0, reported))
                 if not waiting:

@@ -14,8 +14,6 @@ from typing import Any
 from anyio import to_thread
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -33,6 +31,7 @@ from collector.api import (
 from collector.api.access import AuthMiddleware
 from collector.api.deps import Services, settled
 from collector.api.errors import (
+    STORE_ERRORS,
     ApiError,
     api_error_handler,
     http_error_handler,
@@ -46,7 +45,6 @@ from collector.background import BackgroundProcess, start_detection
 from collector.policy import PolicyHolder
 from collector.settings import Settings
 from collector.store.engine import make_engine
-from collector.store.errors import StoreUnavailable
 from collector.store.migrate import upgrade
 from collector.writer import Writer
 
@@ -119,7 +117,7 @@ def create_app(settings: Settings, background_process: bool = False) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    for store_error in (StoreUnavailable, DBAPIError, PoolTimeout):
+    for store_error in STORE_ERRORS:
         app.add_exception_handler(store_error, store_error_handler)
     app.include_router(health.router)
     # Routes reading what is derived from events wait for the events acknowledged before them.

@@ -7,13 +7,17 @@ from collections.abc import Sequence
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from collector.api.responses import JSONResponse
 from collector.openlineage import FieldProblem
-from collector.store.errors import RETRY_AFTER_S, is_unavailable, reason
+from collector.store.errors import RETRY_AFTER_S, StoreUnavailable, is_unavailable, reason
 
 log = logging.getLogger(__name__)
+# What `store_error_handler` answers: the store away, busy or failing.
+STORE_ERRORS = (StoreUnavailable, DBAPIError, PoolTimeout)
 
 
 class ApiError(Exception):

@@ -15,8 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from collector.api.access import caller, refusal, require_role
 from collector.api.body import decode_json, read_body
 from collector.api.deps import Services
-from collector.api.errors import ApiError, api_error_handler, store_error_handler
+from collector.api.errors import STORE_ERRORS, ApiError, api_error_handler, store_error_handler
 from collector.api.responses import JSONResponse
 from collector.auth import Token
 from collector.ingest import Incoming, Outcome, prepare
@@ -38,7 +36,6 @@ from collector.openlineage import (
     json_type,
 )
 from collector.shim.spool import DELIVERY_HEADER, SPOOLED
-from collector.store.errors import StoreUnavailable
 from collector.writer import StoreFailed
 
 SINGLE_PATH = "/api/v1/lineage"
@@ -63,7 +60,6 @@ FORBIDDEN = "forbidden"
 _COMPONENTS = "#/components/schemas/{model}"
 _EVENT_MODELS = (RunEvent, DatasetEvent, JobEvent)
 _EVENT = {"anyOf": [{"$ref": _COMPONENTS.format(model=m.__name__)} for m in _EVENT_MODELS]}
-_STORE_ERRORS = (StoreUnavailable, DBAPIError, PoolTimeout)
 
 
 class IngestEndpoints:
@@ -87,7 +83,7 @@ class IngestEndpoints:
             response = await endpoint(request, scope["app"].state.services, await caller(request))
         except ApiError as error:
             response = await api_error_handler(request, error)
-        except _STORE_ERRORS as error:
+        except STORE_ERRORS as error:
             response = await store_error_handler(request, error)
         await response(scope, receive, send)
 

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from collector.api.lineage_ingest import BATCH_PATH, SINGLE_PATH
 from collector.metrics import metrics_of
 
 router = APIRouter(tags=["metrics"])
@@ -16,7 +17,7 @@ router = APIRouter(tags=["metrics"])
 # The text format generate_latest writes (newer clients announce 1.0.0, which older servers
 # such as Prometheus 2.x do not know).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-INGEST_PATHS = {"/api/v1/lineage": "single", "/api/v1/lineage/batch": "batch"}
+INGEST_PATHS = {SINGLE_PATH: "single", BATCH_PATH: "batch"}
 
 
 @router.get("/metrics", include_in_schema=False)
