@@ -358,20 +358,20 @@ class Stored:
 
 
 def read_store(database_url: str) -> Stored:
+    """One statement, so one snapshot: a collector may be deriving while this reads."""
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(
-                select(events.c.run_uuid, events.c.event_type, events.c.derived).where(
-                    events.c.kind == "run"
-                )
+                select(events.c.run_uuid, events.c.event_type, events.c.derived, runs.c.state)
+                .select_from(events.outerjoin(runs, runs.c.uuid == events.c.run_uuid))
+                .where(events.c.kind == "run")
             ).all()
-            states = connection.execute(select(runs.c.uuid, runs.c.state)).all()
     finally:
         engine.dispose()
     return Stored(
         events=Counter((str(row.run_uuid), str(row.event_type)) for row in rows),
-        states={str(row.uuid): str(row.state) for row in states},
+        states={str(row.run_uuid): str(row.state) for row in rows if row.state is not None},
         pending={(str(row.run_uuid), str(row.event_type)) for row in rows if not row.derived},
     )
 

@@ -46,39 +46,40 @@ def test_every_acknowledged_event_survives_kill_9(database_url: str, tmp_path: P
     source = EventSource(SEED)
     collector = Collector(database_url, tmp_path)
     figures: list[str] = []
-    for kill in range(1, KILLS + 1):
-        collector.start()
-        collector.wait_healthy()
-        check_store(read_store(database_url), ledger)  # all acknowledged so far, after a kill
-        threshold = ledger.acked + rng.randint(60, 300)
-        clients = Clients(ledger)
-        for _ in range(CLIENT_THREADS):
-            clients.add(lambda: collector.url, source.next_request, stop_when_dropped=True)
-        clients.start()
-        try:
-            wait_for(f"{threshold} acknowledged", _acked(ledger, threshold), 60, ledger)
-        finally:
-            collector.kill()
-            clients.join()  # each thread stops at its first dropped connection
-        stored = read_store(database_url)
-        in_flight = ledger.unacknowledged()
-        figures.append(
-            f"kill {kill}: {ledger.acked} acknowledged, {sum(stored.events.values())} stored, "
-            f"{len(in_flight)} sent but not acknowledged, of which "
-            f"{sum(p.key in stored.events for p in in_flight)} stored"
-        )
-        assert ledger.problems == [], ledger.problems
-
-    collector.start()
     try:
+        for kill in range(1, KILLS + 1):
+            collector.start()
+            collector.wait_healthy()
+            check_store(read_store(database_url), ledger)  # all acknowledged so far, after a kill
+            threshold = ledger.acked + rng.randint(60, 300)
+            clients = Clients(ledger)
+            for _ in range(CLIENT_THREADS):
+                clients.add(lambda: collector.url, source.next_request, stop_when_dropped=True)
+            clients.start()
+            try:
+                wait_for(f"{threshold} acknowledged", _acked(ledger, threshold), 60, ledger)
+            finally:
+                collector.kill()
+                clients.join()  # each thread stops at its first dropped connection
+            stored = read_store(database_url)
+            in_flight = ledger.unacknowledged()
+            figures.append(
+                f"kill {kill}: {ledger.acked} acknowledged, {sum(stored.events.values())} stored, "
+                f"{len(in_flight)} sent but not acknowledged, of which "
+                f"{sum(p.key in stored.events for p in in_flight)} stored"
+            )
+            assert ledger.problems == [], ledger.problems
+
+        collector.start()
         collector.wait_healthy()
         check_store(read_store(database_url), ledger)
         _send_again_one_by_one(collector.url, ledger)
         assert ledger.unacknowledged() == []
         wait_until_derived(database_url, ledger)  # what the kills left pending, too
         check_store(read_store(database_url), ledger)
-    finally:
         assert collector.stop() == 0, collector.output()
+    finally:
+        collector.kill()  # nothing once stopped; a failed check must not leave serve running
     assert ledger.problems == [], ledger.problems
     print("\n".join(figures), ledger.statuses)
 
