@@ -57,7 +57,7 @@ class Detection:
             pending = reads.undetected_runs(connection, limit)
         for run in pending:
             try:
-                self.judge_run(run)
+                self._judge_run(run)
             except Exception as error:  # one run's trouble must not stop the others
                 if is_unavailable(error):
                     raise  # the store's trouble, not the run's: judge it when it is back
@@ -65,7 +65,8 @@ class Detection:
                 self._write(_claimer(run.uuid))
         return len(pending)
 
-    def judge_run(self, run: Row[Any]) -> None:
+    def _judge_run(self, run: Row[Any]) -> None:
+        """Judge one run from the store as committed; what it finds is written as it goes."""
         parsed.store_sql_lineage(self._engine, self._write, run)  # its own step; never raises
         settings = self._policy().for_job(run.namespace, run.job_name)
         sensitivity = _sensitivity(settings.sensitivity)

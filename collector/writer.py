@@ -338,13 +338,15 @@ class Writer:
 
     def _answer(self, job: _Job, result: Any) -> None:
         """Tell the waiting request its result, counting its stored events as pending."""
-        if job.action is None and self._deriver is not None:
-            self._deriver.stored(result.count(Outcome.STORED))
-        elif job.action is None:
-            self.pending += result.count(Outcome.STORED)
-            for item, outcome in zip(job.items, result, strict=True):
-                if outcome is Outcome.STORED and len(self._validated) < KEEP_VALIDATED:
-                    self._validated[item.content_hash] = item
+        if job.action is None:
+            stored = result.count(Outcome.STORED)
+            if self._deriver is not None:
+                self._deriver.stored(stored)
+            else:
+                self.pending += stored
+                for item, outcome in zip(job.items, result, strict=True):
+                    if outcome is Outcome.STORED and len(self._validated) < KEEP_VALIDATED:
+                        self._validated[item.content_hash] = item
         job.future.set_result(result)
 
 
